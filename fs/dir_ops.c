@@ -1,0 +1,566 @@
+/* dir_ops.c - changing the namespace: create, mknod, mkdir, symlink,
+ * link, unlink, rmdir, rename.
+ *
+ * The parent is copied up first (as the daemon), then the object is made
+ * in the upper as the caller.  Removing or moving away a name that a
+ * lower layer also has leaves a whiteout (atomically, RENAME_WHITEOUT);
+ * a name only the upper had leaves nothing.  Moving a directory that
+ * has lower copies records a redirect (kernel redirect_dir=on), or
+ * fails with EXDEV under redirect_dir=off, as the kernel's default does.
+ */
+#define _GNU_SOURCE
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../cow/copyup.h"
+#include "../cow/workdir.h"
+#include "../layers/dirlist.h"
+#include "../layers/ino.h"
+#include "../layers/whiteout.h"
+
+/* What a name in a directory is, in the merged view. */
+struct name_state {
+	bool exists;
+	bool upper;              /* top copy in the upper */
+	bool has_lower_copies;   /* a directory merging lower copies */
+	mode_t type;
+	uint64_t st_ino;
+};
+
+static int probe_name(struct lfs_inode *dir, const char *name, struct name_state *ns)
+{
+	struct lookup_result r;
+	memset(ns, 0, sizeof *ns);
+	pthread_rwlock_rdlock(&dir->rw);
+	int rc = layers_lookup(&lfs.stack, dir->copies, dir->ncopies, name, &r);
+	pthread_rwlock_unlock(&dir->rw);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	ns->exists = true;
+	ns->upper = stack_is_upper(&lfs.stack, r.copies[0].layer);
+	ns->type = r.st.st_mode & S_IFMT;
+	ns->has_lower_copies = S_ISDIR(r.st.st_mode) && (!ns->upper || r.ncopies > 1);
+	ns->st_ino = merged_ino(&lfs.stack, &r, false);
+	lookup_result_free(&r);
+	return 0;
+}
+
+static bool is_upper_whiteout(int pfd, const char *name)
+{
+	struct stat st;
+	return fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && is_whiteout_entry(pfd, name, &st);
+}
+
+/* Common start of every op that makes a name: checks, copies the parent
+ * up, and clears a whiteout in the way.  Returns the upper dir fd. */
+static int prepare_create(struct lfs_inode *parent, const char *name, bool *was_whiteout)
+{
+	if (lfs.stack.read_only)
+		return -EROFS;
+	if (strlen(name) > lfs.name_max)
+		return -ENAMETOOLONG;
+	int rc = copy_up(parent, COPYUP_ORIGIN);
+	if (rc)
+		return rc;
+	int pfd = upper_dir_fd(parent);
+	if (pfd < 0)
+		return pfd;
+	*was_whiteout = is_upper_whiteout(pfd, name);
+	if (*was_whiteout && unlinkat(pfd, name, 0) < 0) {
+		rc = -errno;
+		close(pfd);
+		return rc;
+	}
+	return pfd;
+}
+
+static void undo_whiteout(int pfd, const char *name, bool was_whiteout)
+{
+	if (was_whiteout)
+		make_whiteout(&lfs.stack, pfd, name);
+}
+
+/* A new directory hides whatever lower layers have under its name, and,
+ * like the kernel with redirect_dir=on, any new directory in a merged
+ * parent is marked opaque. */
+static bool new_dir_is_opaque(struct lfs_inode *parent, bool was_whiteout)
+{
+	if (was_whiteout)
+		return true;
+	pthread_rwlock_rdlock(&parent->rw);
+	bool merged = parent->ncopies > 1;
+	pthread_rwlock_unlock(&parent->rw);
+	return merged;
+}
+
+static void reply_new_entry(fuse_req_t req, struct lfs_inode *parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int rc = do_lookup(parent, name, &e);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static int make_node(fuse_req_t req, struct lfs_inode *parent, const char *name, mode_t mode,
+		     dev_t rdev, const char *link_target)
+{
+	bool was_wh;
+	int pfd = prepare_create(parent, name, &was_wh);
+	if (pfd < 0)
+		return pfd;
+	struct saved_creds sc;
+	int rc = creds_enter(req, &sc);
+	if (rc == 0) {
+		if (link_target)
+			rc = symlinkat(link_target, pfd, name);
+		else if (S_ISDIR(mode))
+			rc = mkdirat(pfd, name, mode & 07777);
+		else
+			rc = mknodat(pfd, name, mode, rdev);
+		if (rc < 0)
+			rc = -errno;
+		creds_leave(&sc);
+	}
+	if (rc == 0 && S_ISDIR(mode) && new_dir_is_opaque(parent, was_wh)) {
+		int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+		rc = fd < 0 ? -errno : set_opaque(&lfs.stack, fd);
+		if (fd >= 0)
+			close(fd);
+		if (rc)
+			unlinkat(pfd, name, AT_REMOVEDIR);
+	}
+	if (rc)
+		undo_whiteout(pfd, name, was_wh);
+	close(pfd);
+	return rc;
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	int rc = make_node(req, ino_to_inode(parent), name, mode, rdev, NULL);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_new_entry(req, ino_to_inode(parent), name);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	int rc = make_node(req, ino_to_inode(parent), name, S_IFDIR | mode, 0, NULL);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_new_entry(req, ino_to_inode(parent), name);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	int rc = make_node(req, ino_to_inode(parent), name, S_IFLNK, 0, link);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		reply_new_entry(req, ino_to_inode(parent), name);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct lfs_inode *parent = ino_to_inode(parent_ino);
+	bool was_wh;
+	int pfd = prepare_create(parent, name, &was_wh);
+	if (pfd < 0) {
+		fuse_reply_err(req, -pfd);
+		return;
+	}
+	struct saved_creds sc;
+	int rc = creds_enter(req, &sc);
+	if (rc == 0) {
+		int fd = openat(pfd, name, (fi->flags | O_CREAT | O_EXCL) & ~O_TRUNC, mode & 07777);
+		rc = fd < 0 ? -errno : 0;
+		if (fd >= 0)
+			close(fd);
+		creds_leave(&sc);
+	}
+	if (rc)
+		undo_whiteout(pfd, name, was_wh);
+	close(pfd);
+
+	struct fuse_entry_param e;
+	if (rc == 0)
+		rc = do_lookup(parent, name, &e);
+	if (rc == 0) {
+		rc = handle_open(ino_to_inode(e.ino), fi->flags & ~O_TRUNC, fi);
+		if (rc)
+			inode_forget(ino_to_inode(e.ino), 1);
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_create(req, &e, fi);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char *newname)
+{
+	struct lfs_inode *i = ino_to_inode(ino), *np = ino_to_inode(newparent_ino);
+	int rc = lfs.stack.read_only ? -EROFS : copy_up(i, COPYUP_DATA | COPYUP_ORIGIN);
+	bool was_wh = false;
+	int pfd = rc ? rc : prepare_create(np, newname, &was_wh);
+	if (pfd < 0) {
+		fuse_reply_err(req, -pfd);
+		return;
+	}
+	char src[32];
+	pthread_rwlock_rdlock(&i->rw);
+	snprintf(src, sizeof src, "/proc/self/fd/%d", i->copies[0].fd);
+	rc = linkat(AT_FDCWD, src, pfd, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+	pthread_rwlock_unlock(&i->rw);
+	if (rc)
+		undo_whiteout(pfd, newname, was_wh);
+	close(pfd);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	/* the new name is the same inode: hand the kernel that one */
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof e);
+	fill_entry_times(&e);
+	inode_add_lookup(i);
+	pthread_rwlock_rdlock(&i->rw);
+	rc = stat_inode(i, &e.attr);
+	pthread_rwlock_unlock(&i->rw);
+	e.ino = (fuse_ino_t)(uintptr_t)i;
+	if (rc) {
+		inode_forget(i, 1);
+		fuse_reply_err(req, -rc);
+	} else {
+		fuse_reply_entry(req, &e);
+	}
+}
+
+/* Moves NAME out of the upper dir: renamed into the workdir and removed
+ * there, leaving a whiteout in the same step when lower layers need one. */
+static int remove_upper_name(int pfd, const char *name, bool whiteout, bool is_dir)
+{
+	char tmp[24];
+	if (!whiteout && !is_dir)
+		return unlinkat(pfd, name, 0) < 0 ? -errno : 0;
+	if (!whiteout && unlinkat(pfd, name, AT_REMOVEDIR) == 0)
+		return 0;
+	workdir_tmpname(tmp);
+	unsigned flags = whiteout ? RENAME_WHITEOUT : 0;
+	if (renameat2(pfd, name, lfs.stack.work_fd, tmp, flags) < 0) {
+		if (!whiteout || (errno != EINVAL && errno != EPERM))
+			return -errno;
+		/* no RENAME_WHITEOUT here: move away, then mark */
+		if (renameat2(pfd, name, lfs.stack.work_fd, tmp, 0) < 0)
+			return -errno;
+		int rc = make_whiteout(&lfs.stack, pfd, name);
+		if (rc) {
+			renameat2(lfs.stack.work_fd, tmp, pfd, name, RENAME_NOREPLACE);
+			return rc;
+		}
+	}
+	remove_tree_at(lfs.stack.work_fd, tmp);
+	return 0;
+}
+
+/* After a name of a lower-only object goes away, its link count drops. */
+static void note_lower_name_gone(uint64_t st_ino)
+{
+	struct lfs_inode *i = inode_find(st_ino);
+	if (!i)
+		return;
+	pthread_rwlock_wrlock(&i->rw);
+	if (!inode_is_upper(i))
+		i->lower_nlink_drop++;
+	pthread_rwlock_unlock(&i->rw);
+	inode_release(i);
+}
+
+static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
+{
+	struct name_state ns;
+	if (lfs.stack.read_only)
+		return -EROFS;
+	int rc = probe_name(parent, name, &ns);
+	if (rc)
+		return rc;
+	if (!ns.exists)
+		return -ENOENT;
+	if (rmdir && ns.type != S_IFDIR)
+		return -ENOTDIR;
+	if (!rmdir && ns.type == S_IFDIR)
+		return -EISDIR;
+	if (rmdir) {
+		struct lfs_inode *child = inode_find(ns.st_ino);
+		struct lookup_result r;
+		if (child) {
+			pthread_rwlock_rdlock(&child->rw);
+			rc = merged_dir_is_empty(&lfs.stack, child->copies, child->ncopies);
+			pthread_rwlock_unlock(&child->rw);
+			inode_release(child);
+		} else {
+			pthread_rwlock_rdlock(&parent->rw);
+			rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
+			pthread_rwlock_unlock(&parent->rw);
+			if (rc == 0) {
+				rc = merged_dir_is_empty(&lfs.stack, r.copies, r.ncopies);
+				lookup_result_free(&r);
+			}
+		}
+		if (rc)
+			return rc;
+	}
+	rc = copy_up(parent, COPYUP_ORIGIN);
+	if (rc)
+		return rc;
+	int pfd = upper_dir_fd(parent);
+	if (pfd < 0)
+		return pfd;
+	bool need_whiteout = name_in_lower(parent, name);
+	if (ns.upper)
+		rc = remove_upper_name(pfd, name, need_whiteout, rmdir);
+	else
+		rc = make_whiteout(&lfs.stack, pfd, name);
+	close(pfd);
+	if (rc == 0 && !ns.upper)
+		note_lower_name_gone(ns.st_ino);
+	if (rc == 0 && rmdir) {
+		struct lfs_inode *child = inode_find(ns.st_ino);
+		if (child) {
+			pthread_rwlock_wrlock(&child->rw);
+			child->unlinked = true;
+			pthread_rwlock_unlock(&child->rw);
+			inode_release(child);
+		}
+	}
+	return rc;
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -do_remove(ino_to_inode(parent), name, false));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -do_remove(ino_to_inode(parent), name, true));
+}
+
+/* ---- rename ---- */
+
+/* The path of a directory's first lower copy inside its layer ("/a/b"),
+ * which is what a redirect names. */
+static int lower_path_of(struct lfs_inode *i, char *buf, size_t len)
+{
+	char p[32], full[PATH_MAX], root[PATH_MAX];
+	pthread_rwlock_rdlock(&i->rw);
+	unsigned k = inode_is_upper(i) ? 1 : 0;
+	if (k >= i->ncopies) {
+		pthread_rwlock_unlock(&i->rw);
+		return -ENOENT;
+	}
+	snprintf(p, sizeof p, "/proc/self/fd/%d", i->copies[k].fd);
+	ssize_t n = readlink(p, full, sizeof full - 1);
+	snprintf(p, sizeof p, "/proc/self/fd/%d", lfs.stack.layers[i->copies[k].layer].root_fd);
+	ssize_t m = readlink(p, root, sizeof root - 1);
+	pthread_rwlock_unlock(&i->rw);
+	if (n < 0 || m < 0)
+		return -EXDEV;
+	full[n] = root[m] = '\0';
+	if (m == 1)
+		m = 0; /* a layer at "/" */
+	if (strncmp(full, root, (size_t)m) || full[m] != '/')
+		return -EXDEV;
+	if (snprintf(buf, len, "%s", full + m) >= (int)len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int set_dir_redirect(struct lfs_inode *dir, bool samedir)
+{
+	char path[PATH_MAX];
+	int rc = lower_path_of(dir, path, sizeof path);
+	if (rc)
+		return rc;
+	const char *target = path;
+	if (samedir) {
+		/* same parent: the kernel stores just the lower name */
+		char cur[PATH_MAX];
+		ssize_t has = 0;
+		pthread_rwlock_rdlock(&dir->rw);
+		has = read_redirect(dir->copies[0].fd, cur, sizeof cur);
+		pthread_rwlock_unlock(&dir->rw);
+		if (has <= 0 || cur[0] != '/') {
+			const char *slash = strrchr(path, '/');
+			target = slash ? slash + 1 : path;
+		}
+	}
+	pthread_rwlock_rdlock(&dir->rw);
+	rc = set_redirect(&lfs.stack, dir->copies[0].fd, target);
+	pthread_rwlock_unlock(&dir->rw);
+	return rc;
+}
+
+static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np, const char *newname,
+		     unsigned flags)
+{
+	struct name_state src, dst;
+	if (lfs.stack.read_only)
+		return -EROFS;
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	if (strlen(newname) > lfs.name_max)
+		return -ENAMETOOLONG;
+	int rc = probe_name(p, name, &src);
+	if (rc == 0 && !src.exists)
+		rc = -ENOENT;
+	if (rc == 0)
+		rc = probe_name(np, newname, &dst);
+	if (rc)
+		return rc;
+	if ((flags & RENAME_NOREPLACE) && dst.exists)
+		return -EEXIST;
+	if ((flags & RENAME_EXCHANGE) && !dst.exists)
+		return -ENOENT;
+	if (dst.exists && src.st_ino == dst.st_ino)
+		return 0; /* two names of one object: rename(2) does nothing */
+	if (dst.exists && !(flags & RENAME_EXCHANGE)) {
+		if (src.type == S_IFDIR && dst.type != S_IFDIR)
+			return -ENOTDIR;
+		if (src.type != S_IFDIR && dst.type == S_IFDIR)
+			return -EISDIR;
+	}
+	bool src_moves_lower_dir = src.type == S_IFDIR && src.has_lower_copies;
+	bool dst_moves_lower_dir = (flags & RENAME_EXCHANGE) && dst.type == S_IFDIR && dst.has_lower_copies;
+	if ((src_moves_lower_dir || dst_moves_lower_dir) && p != np && !lfs.stack.redirect_dir)
+		return -EXDEV;
+	if ((src_moves_lower_dir || dst_moves_lower_dir) && !lfs.stack.redirect_dir &&
+	    strcmp(name, newname))
+		return -EXDEV;
+
+	struct lfs_inode *si = inode_find(src.st_ino), *di = dst.exists ? inode_find(dst.st_ino) : NULL;
+	int pfd = -1, npfd = -1;
+	if (!si) {
+		/* the kernel knows the source it renames; be safe anyway */
+		rc = -ESTALE;
+		goto out;
+	}
+	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE)) {
+		if (di) {
+			pthread_rwlock_rdlock(&di->rw);
+			rc = merged_dir_is_empty(&lfs.stack, di->copies, di->ncopies);
+			pthread_rwlock_unlock(&di->rw);
+		}
+		if (rc)
+			goto out;
+	}
+	rc = copy_up(si, COPYUP_DATA | COPYUP_ORIGIN);
+	if (rc == 0 && (flags & RENAME_EXCHANGE) && di)
+		rc = copy_up(di, COPYUP_DATA | COPYUP_ORIGIN);
+	if (rc == 0)
+		rc = copy_up(p, COPYUP_ORIGIN);
+	if (rc == 0)
+		rc = copy_up(np, COPYUP_ORIGIN);
+	if (rc)
+		goto out;
+	pfd = upper_dir_fd(p);
+	npfd = upper_dir_fd(np);
+	if (pfd < 0 || npfd < 0) {
+		rc = pfd < 0 ? pfd : npfd;
+		goto out;
+	}
+	bool samedir = p == np;
+	if (src_moves_lower_dir && (rc = set_dir_redirect(si, samedir)))
+		goto out;
+	if (dst_moves_lower_dir && di && (rc = set_dir_redirect(di, samedir)))
+		goto out;
+
+	if (flags & RENAME_EXCHANGE) {
+		if (renameat2(pfd, name, npfd, newname, RENAME_EXCHANGE) < 0)
+			rc = -errno;
+	} else {
+		/* what is in the upper at the destination: a whiteout, or an
+		 * empty (but for whiteouts) directory, must go first */
+		struct stat st;
+		bool dst_in_upper = fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0;
+		bool dst_whiteout = dst_in_upper && is_whiteout_entry(npfd, newname, &st);
+		bool lower_at_dst = name_in_lower(np, newname);
+		if (dst_whiteout && unlinkat(npfd, newname, 0) < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (dst_in_upper && !dst_whiteout && S_ISDIR(st.st_mode)) {
+			rc = remove_upper_name(npfd, newname, false, true);
+			if (rc)
+				goto out;
+		}
+		/* a directory of the upper alone, put over a lower name,
+		 * must not merge with what the lower has there */
+		if (src.type == S_IFDIR && !src.has_lower_copies && (lower_at_dst || dst_whiteout)) {
+			pthread_rwlock_rdlock(&si->rw);
+			rc = set_opaque(&lfs.stack, si->copies[0].fd);
+			pthread_rwlock_unlock(&si->rw);
+			if (rc)
+				goto out;
+		}
+		bool need_whiteout = name_in_lower(p, name);
+		unsigned rflags = need_whiteout && lfs.stack.can_mknod_whiteout ? RENAME_WHITEOUT : 0;
+		if (renameat2(pfd, name, npfd, newname, rflags) < 0) {
+			rc = -errno;
+			if (dst_whiteout)
+				make_whiteout(&lfs.stack, npfd, newname);
+			goto out;
+		}
+		if (need_whiteout && !rflags)
+			rc = make_whiteout(&lfs.stack, pfd, name);
+		if (dst.exists && !dst.upper)
+			note_lower_name_gone(dst.st_ino);
+	}
+	if (rc == 0) {
+		inode_set_name(si, np, newname);
+		if ((flags & RENAME_EXCHANGE) && di)
+			inode_set_name(di, p, name);
+	}
+out:
+	if (pfd >= 0)
+		close(pfd);
+	if (npfd >= 0)
+		close(npfd);
+	if (si)
+		inode_release(si);
+	if (di)
+		inode_release(di);
+	return rc;
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	fuse_reply_err(req, -do_rename(ino_to_inode(parent), name, ino_to_inode(newparent), newname, flags));
+}
+
+void dir_ops_register(struct fuse_lowlevel_ops *ops)
+{
+	ops->mknod = op_mknod;
+	ops->mkdir = op_mkdir;
+	ops->symlink = op_symlink;
+	ops->create = op_create;
+	ops->link = op_link;
+	ops->unlink = op_unlink;
+	ops->rmdir = op_rmdir;
+	ops->rename = op_rename;
+}

@@ -1,0 +1,130 @@
+/* fs.h - the FUSE side of layerfs: the daemon state, the inode table and
+ * the helpers the op files share.  The op files stay thin: lookups go to
+ * layers/, copy-up to cow/.
+ *
+ * Locking, outermost first:
+ *   inode->rw  (one per inode) guards its copies; readers use the fds
+ *              under the read lock, copy-up/rename/unlink write-lock.
+ *              A parent's lock is never taken while holding a child's.
+ *   tree_lock  (global mutex) guards every inode's parent/name; held only
+ *              for pointer updates, never across I/O.
+ *   table_lock (global mutex) guards the hash table and reference counts.
+ */
+#ifndef LAYERFS_FS_H
+#define LAYERFS_FS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../layers/lookup.h"
+#include "../layers/options.h"
+#include "../layers/stack.h"
+
+struct lfs_inode {
+	uint64_t st_ino;          /* what stat shows; the table key */
+	struct lfs_inode *hnext;
+	uint64_t nlookup;         /* kernel references (table_lock) */
+	uint32_t refs;            /* children pointing here + transient holds (table_lock) */
+	uint32_t type;            /* S_IFMT of the object */
+	pthread_rwlock_t rw;
+	struct layer_copy one;    /* storage when there is a single copy */
+	struct layer_copy *copies;/* top first: copies[0] is the upper once copied up */
+	uint32_t ncopies;
+	uint32_t lower_nlink_drop;/* names of a lower-only object removed */
+	_Atomic uint32_t data_gen;/* bumped when copies[0] changes to a new object */
+	bool unlinked;
+	struct lfs_inode *parent; /* tree_lock */
+	char *name;               /* tree_lock */
+};
+
+/* An open file: the real fd, and which copy it is of (data_gen); a
+ * read-only handle opened before a copy-up moves to the new copy. */
+struct lfs_handle {
+	int fd;
+	uint32_t gen;
+	int flags;
+	pthread_mutex_t lock;
+	struct lfs_inode *inode;
+};
+
+static inline struct lfs_handle *fi_handle(const struct fuse_file_info *fi)
+{
+	return (struct lfs_handle *)(uintptr_t)fi->fh;
+}
+
+struct lfs {
+	struct layer_stack stack;
+	struct lfs_options *opts;
+	struct lfs_inode *root;
+	double timeout;           /* entry/attr cache lifetime handed to the kernel */
+	bool can_switch_creds;    /* may create files as the caller */
+	unsigned long name_max;
+	struct fuse_session *se;
+};
+
+extern struct lfs lfs;
+
+/* ---- inode table (inode.c) ---- */
+void inode_table_init(void);
+struct lfs_inode *ino_to_inode(fuse_ino_t ino);
+/* Finds or makes the inode for a lookup result (consumes r's fds); adds
+ * one kernel reference; the inode's parent/name are set when new. */
+struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
+				    struct lookup_result *r, uint64_t st_ino);
+void inode_forget(struct lfs_inode *i, uint64_t n);
+void inode_hold(struct lfs_inode *i);
+/* The known inode with that number, held (inode_release), or NULL. */
+struct lfs_inode *inode_find(uint64_t st_ino);
+void inode_add_lookup(struct lfs_inode *i);
+void inode_release(struct lfs_inode *i);
+struct lfs_inode *make_root_inode(void);
+/* Replaces the copies with a single new top object (after copy-up or create). */
+void inode_set_upper(struct lfs_inode *i, int upper_fd);
+/* Moves an inode under a new parent/name (tree_lock taken inside). */
+void inode_set_name(struct lfs_inode *i, struct lfs_inode *parent, const char *name);
+/* Copies parent and name under tree_lock; the caller releases the parent. */
+struct lfs_inode *inode_get_parent(struct lfs_inode *i, char **name);
+
+/* ---- attributes and lookup (inode_ops.c) ---- */
+int stat_inode(struct lfs_inode *i, struct stat *st); /* caller holds i->rw */
+int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_param *e);
+void fill_entry_times(struct fuse_entry_param *e);
+
+/* ---- upper handling (upper.c) ---- */
+static inline bool inode_is_upper(const struct lfs_inode *i)
+{
+	return lfs.stack.has_upper && i->copies[0].layer == 0;
+}
+/* Copies the inode (and its parents first) up.  0 or -errno. */
+int copy_up(struct lfs_inode *i, unsigned flags);
+/* The upper directory fd of a (copied-up) directory inode, dup'ed. */
+int upper_dir_fd(struct lfs_inode *dir);
+/* Does name exist in any lower copy of dir?  (whiteout needed on removal) */
+bool name_in_lower(struct lfs_inode *dir, const char *name);
+
+/* ---- files (file.c) ---- */
+/* Opens the inode's top copy for I/O and wraps it in a handle in fi. */
+int handle_open(struct lfs_inode *i, int flags, struct fuse_file_info *fi);
+
+/* ---- caller credentials (creds.c) ---- */
+struct saved_creds { uid_t uid; gid_t gid; bool switched; };
+int creds_enter(fuse_req_t req, struct saved_creds *saved);
+void creds_leave(struct saved_creds *saved);
+
+/* ---- op tables of the other files ---- */
+void inode_ops_register(struct fuse_lowlevel_ops *ops);
+void dir_ops_register(struct fuse_lowlevel_ops *ops);
+void readdir_ops_register(struct fuse_lowlevel_ops *ops);
+void file_ops_register(struct fuse_lowlevel_ops *ops);
+void xattr_ops_register(struct fuse_lowlevel_ops *ops);
+
+/* ---- the mount (session.c) ---- */
+int lfs_run(struct lfs_options *o);
+
+#define lfs_debug(...) do { if (lfs.opts && lfs.opts->debug) fuse_log(FUSE_LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#endif

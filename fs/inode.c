@@ -1,0 +1,300 @@
+/* inode.c - the inode table: one lfs_inode per merged object the kernel
+ * knows, keyed by the inode number stat shows (two names of one object
+ * meet in one inode), freed when the kernel forgets it and no child
+ * still names it as parent.
+ */
+#define _GNU_SOURCE
+#include "fs.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../layers/ino.h"
+#include "../layers/whiteout.h"
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t tree_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct lfs_inode **buckets;
+static size_t nbuckets, ninodes;
+
+void inode_table_init(void)
+{
+	nbuckets = 1024;
+	buckets = calloc(nbuckets, sizeof *buckets);
+	if (!buckets)
+		abort();
+}
+
+static size_t bucket_of(uint64_t key, size_t n)
+{
+	key ^= key >> 33;
+	key *= 0xff51afd7ed558ccdULL;
+	key ^= key >> 33;
+	return key & (n - 1);
+}
+
+static void table_grow(void)
+{
+	size_t n = nbuckets * 2;
+	struct lfs_inode **nb = calloc(n, sizeof *nb);
+	if (!nb)
+		return; /* keep the longer chains */
+	for (size_t b = 0; b < nbuckets; b++) {
+		for (struct lfs_inode *i = buckets[b], *next; i; i = next) {
+			next = i->hnext;
+			size_t k = bucket_of(i->st_ino, n);
+			i->hnext = nb[k];
+			nb[k] = i;
+		}
+	}
+	free(buckets);
+	buckets = nb;
+	nbuckets = n;
+}
+
+static void table_unlink(struct lfs_inode *i)
+{
+	struct lfs_inode **pp = &buckets[bucket_of(i->st_ino, nbuckets)];
+	while (*pp && *pp != i)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = i->hnext;
+	ninodes--;
+}
+
+struct lfs_inode *ino_to_inode(fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? lfs.root : (struct lfs_inode *)(uintptr_t)ino;
+}
+
+static void free_copies(struct lfs_inode *i)
+{
+	for (uint32_t c = 0; c < i->ncopies; c++)
+		close(i->copies[c].fd);
+	if (i->copies != &i->one)
+		free(i->copies);
+	i->copies = &i->one;
+	i->ncopies = 0;
+}
+
+static void set_copies(struct lfs_inode *i, struct layer_copy *copies, uint32_t n)
+{
+	if (n == 1) {
+		i->one = copies[0];
+		i->copies = &i->one;
+		free(copies);
+	} else {
+		i->copies = copies;
+	}
+	i->ncopies = n;
+}
+
+/* Called with table_lock held; drops the inode and, in turn, any parent
+ * whose last reference it was. */
+static void maybe_free_locked(struct lfs_inode *i)
+{
+	while (i && i != lfs.root && i->nlookup == 0 && i->refs == 0) {
+		struct lfs_inode *parent = i->parent;
+		table_unlink(i);
+		free_copies(i);
+		free(i->name);
+		pthread_rwlock_destroy(&i->rw);
+		free(i);
+		if (parent)
+			parent->refs--;
+		i = parent;
+	}
+}
+
+static struct lfs_inode *inode_new(struct lookup_result *r, uint64_t st_ino)
+{
+	struct lfs_inode *i = calloc(1, sizeof *i);
+	if (!i)
+		abort();
+	i->st_ino = st_ino;
+	i->type = r->st.st_mode & S_IFMT;
+	pthread_rwlock_init(&i->rw, NULL);
+	set_copies(i, r->copies, r->ncopies);
+	r->copies = NULL;
+	r->ncopies = 0;
+	return i;
+}
+
+struct lfs_inode *make_root_inode(void)
+{
+	struct layer_copy *copies = calloc(lfs.stack.nlayers, sizeof *copies);
+	struct lookup_result r = { .copies = copies };
+	if (!copies)
+		abort();
+	for (unsigned l = 0; l < lfs.stack.nlayers; l++) {
+		int fd = dup(lfs.stack.layers[l].root_fd);
+		if (fd < 0)
+			abort();
+		copies[r.ncopies++] = (struct layer_copy){ l, fd };
+		/* an opaque root hides the layers below it */
+		if (l + 1 < lfs.stack.nlayers && is_opaque_dir(fd))
+			break;
+	}
+	fstat(copies[0].fd, &r.st);
+	struct lfs_inode *root = inode_new(&r, 0);
+	root->st_ino = merged_ino(&lfs.stack, &(struct lookup_result){ .st = r.st, .copies = root->copies, .ncopies = root->ncopies }, true);
+	root->nlookup = 1;
+	pthread_mutex_lock(&table_lock);
+	size_t k = bucket_of(root->st_ino, nbuckets);
+	root->hnext = buckets[k];
+	buckets[k] = root;
+	ninodes++;
+	pthread_mutex_unlock(&table_lock);
+	return root;
+}
+
+struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
+				    struct lookup_result *r, uint64_t st_ino)
+{
+	struct lfs_inode *i;
+
+	pthread_mutex_lock(&table_lock);
+	for (i = buckets[bucket_of(st_ino, nbuckets)]; i; i = i->hnext)
+		if (i->st_ino == st_ino)
+			break;
+	if (i) {
+		i->nlookup++;
+		pthread_mutex_unlock(&table_lock);
+		lookup_result_free(r);
+		return i;
+	}
+	pthread_mutex_unlock(&table_lock);
+
+	/* build outside the lock; a racing lookup may win, then ours goes */
+	struct lfs_inode *fresh = inode_new(r, st_ino);
+	fresh->name = strdup(name);
+	fresh->parent = parent;
+
+	pthread_mutex_lock(&table_lock);
+	for (i = buckets[bucket_of(st_ino, nbuckets)]; i; i = i->hnext)
+		if (i->st_ino == st_ino)
+			break;
+	if (i) {
+		i->nlookup++;
+		pthread_mutex_unlock(&table_lock);
+		free_copies(fresh);
+		free(fresh->name);
+		pthread_rwlock_destroy(&fresh->rw);
+		free(fresh);
+		return i;
+	}
+	if (ninodes + 1 > nbuckets)
+		table_grow();
+	size_t k = bucket_of(st_ino, nbuckets);
+	fresh->hnext = buckets[k];
+	buckets[k] = fresh;
+	fresh->nlookup = 1;
+	if (parent)
+		parent->refs++;
+	ninodes++;
+	pthread_mutex_unlock(&table_lock);
+	return fresh;
+}
+
+void inode_forget(struct lfs_inode *i, uint64_t n)
+{
+	pthread_mutex_lock(&table_lock);
+	i->nlookup = n > i->nlookup ? 0 : i->nlookup - n;
+	maybe_free_locked(i);
+	pthread_mutex_unlock(&table_lock);
+}
+
+void inode_hold(struct lfs_inode *i)
+{
+	pthread_mutex_lock(&table_lock);
+	i->refs++;
+	pthread_mutex_unlock(&table_lock);
+}
+
+void inode_release(struct lfs_inode *i)
+{
+	pthread_mutex_lock(&table_lock);
+	i->refs--;
+	maybe_free_locked(i);
+	pthread_mutex_unlock(&table_lock);
+}
+
+void inode_set_upper(struct lfs_inode *i, int upper_fd)
+{
+	if (i->type == S_IFDIR && i->ncopies > 0 && !inode_is_upper(i)) {
+		/* a directory keeps its lower copies: they are merged below */
+		struct layer_copy *c = malloc((i->ncopies + 1) * sizeof *c);
+		if (!c)
+			abort();
+		c[0] = (struct layer_copy){ 0, upper_fd };
+		memcpy(c + 1, i->copies, i->ncopies * sizeof *c);
+		if (i->copies != &i->one)
+			free(i->copies);
+		i->copies = c;
+		i->ncopies++;
+	} else {
+		free_copies(i);
+		i->one = (struct layer_copy){ 0, upper_fd };
+		i->copies = &i->one;
+		i->ncopies = 1;
+	}
+	atomic_fetch_add(&i->data_gen, 1);
+}
+
+void inode_set_name(struct lfs_inode *i, struct lfs_inode *parent, const char *name)
+{
+	char *copy = strdup(name);
+	struct lfs_inode *old;
+
+	pthread_mutex_lock(&table_lock);
+	parent->refs++;
+	pthread_mutex_unlock(&table_lock);
+
+	pthread_mutex_lock(&tree_lock);
+	old = i->parent;
+	i->parent = parent;
+	free(i->name);
+	i->name = copy;
+	pthread_mutex_unlock(&tree_lock);
+
+	if (old)
+		inode_release(old);
+}
+
+struct lfs_inode *inode_get_parent(struct lfs_inode *i, char **name)
+{
+	struct lfs_inode *p;
+
+	pthread_mutex_lock(&tree_lock);
+	p = i->parent;
+	*name = i->name ? strdup(i->name) : NULL;
+	if (p) {
+		pthread_mutex_lock(&table_lock);
+		p->refs++;
+		pthread_mutex_unlock(&table_lock);
+	}
+	pthread_mutex_unlock(&tree_lock);
+	return p;
+}
+
+struct lfs_inode *inode_find(uint64_t st_ino)
+{
+	struct lfs_inode *i;
+	pthread_mutex_lock(&table_lock);
+	for (i = buckets[bucket_of(st_ino, nbuckets)]; i; i = i->hnext)
+		if (i->st_ino == st_ino)
+			break;
+	if (i)
+		i->refs++;
+	pthread_mutex_unlock(&table_lock);
+	return i;
+}
+
+void inode_add_lookup(struct lfs_inode *i)
+{
+	pthread_mutex_lock(&table_lock);
+	i->nlookup++;
+	pthread_mutex_unlock(&table_lock);
+}

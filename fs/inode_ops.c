@@ -1,0 +1,256 @@
+/* inode_ops.c - lookup, forget, getattr, setattr, readlink, access, statfs. */
+#define _GNU_SOURCE
+#include "fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "../cow/copyup.h"
+#include "../layers/ino.h"
+
+int stat_inode(struct lfs_inode *i, struct stat *st)
+{
+	if (fstat(i->copies[0].fd, st) < 0)
+		return -errno;
+	st->st_ino = i->st_ino;
+	if (i->type == S_IFDIR) {
+		if (i->ncopies > 1)
+			st->st_nlink = 1; /* merged: the kernel shows 1 */
+	} else if (!inode_is_upper(i)) {
+		st->st_nlink = i->lower_nlink_drop >= st->st_nlink ? 0 : st->st_nlink - i->lower_nlink_drop;
+	}
+	return 0;
+}
+
+void fill_entry_times(struct fuse_entry_param *e)
+{
+	e->attr_timeout = lfs.timeout;
+	e->entry_timeout = lfs.timeout;
+}
+
+int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_param *e)
+{
+	struct lookup_result r;
+	int rc;
+
+	memset(e, 0, sizeof *e);
+	fill_entry_times(e);
+	if (strlen(name) > lfs.name_max)
+		return -ENAMETOOLONG;
+	pthread_rwlock_rdlock(&parent->rw);
+	rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
+	pthread_rwlock_unlock(&parent->rw);
+	if (rc)
+		return rc;
+	uint64_t st_ino = merged_ino(&lfs.stack, &r, false);
+	struct lfs_inode *i = inode_from_lookup(parent, name, &r, st_ino);
+	pthread_rwlock_rdlock(&i->rw);
+	rc = stat_inode(i, &e->attr);
+	pthread_rwlock_unlock(&i->rw);
+	if (rc) {
+		inode_forget(i, 1);
+		return rc;
+	}
+	e->ino = (fuse_ino_t)(uintptr_t)i;
+	return 0;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int rc = do_lookup(ino_to_inode(parent), name, &e);
+	if (rc == -ENOENT) {
+		/* a negative entry: the kernel remembers the miss */
+		e.ino = 0;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	inode_forget(ino_to_inode(ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t k = 0; k < count; k++)
+		inode_forget(ino_to_inode(forgets[k].ino), forgets[k].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct lfs_inode *i = ino_to_inode(ino);
+	struct stat st;
+	(void)fi;
+	pthread_rwlock_rdlock(&i->rw);
+	int rc = stat_inode(i, &st);
+	pthread_rwlock_unlock(&i->rw);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, lfs.timeout);
+}
+
+static int proc_path_of(int fd, char *buf, size_t len)
+{
+	return snprintf(buf, len, "/proc/self/fd/%d", fd) < (int)len ? 0 : -ENAMETOOLONG;
+}
+
+static int apply_setattr(struct lfs_inode *i, struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+	int fd = i->copies[0].fd;
+	char p[32];
+	proc_path_of(fd, p, sizeof p);
+
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		if (i->type == S_IFLNK)
+			return -EOPNOTSUPP;
+		if (chmod(p, attr->st_mode & 07777) < 0)
+			return -errno;
+	}
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		int rc = 0;
+		if (fi) {
+			rc = ftruncate(fi_handle(fi)->fd, attr->st_size);
+		} else {
+			int wfd = reopen_fd(fd, O_WRONLY);
+			if (wfd < 0)
+				return wfd;
+			rc = ftruncate(wfd, attr->st_size);
+			close(wfd);
+		}
+		if (rc < 0)
+			return -errno;
+	}
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_ATIME)
+			ts[0] = attr->st_atim;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_MTIME)
+			ts[1] = attr->st_mtim;
+		if (utimensat(AT_FDCWD, p, ts, 0) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct lfs_inode *i = ino_to_inode(ino);
+	unsigned flags = COPYUP_DATA | COPYUP_ORIGIN;
+	if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0)
+		flags &= ~COPYUP_DATA;
+	int rc = copy_up(i, flags);
+	struct stat st;
+	if (rc == 0) {
+		pthread_rwlock_rdlock(&i->rw);
+		rc = apply_setattr(i, attr, to_set, fi);
+		if (rc == 0)
+			rc = stat_inode(i, &st);
+		pthread_rwlock_unlock(&i->rw);
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, lfs.timeout);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct lfs_inode *i = ino_to_inode(ino);
+	char buf[PATH_MAX + 1];
+	pthread_rwlock_rdlock(&i->rw);
+	ssize_t n = readlinkat(i->copies[0].fd, "", buf, sizeof buf - 1);
+	int e = errno;
+	pthread_rwlock_unlock(&i->rw);
+	if (n < 0) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	(void)ino;
+	char p[32];
+	proc_path_of(lfs.stack.layers[0].root_fd, p, sizeof p);
+	if (statvfs(p, &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = lfs.name_max;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* Only reached without default_permissions: check against the merged
+ * attributes, as the kernel's generic_permission would. */
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct lfs_inode *i = ino_to_inode(ino);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat st;
+	pthread_rwlock_rdlock(&i->rw);
+	int rc = stat_inode(i, &st);
+	pthread_rwlock_unlock(&i->rw);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if ((mask & W_OK) && lfs.stack.read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	mode_t bits;
+	if (ctx->uid == 0) {
+		bits = S_IRWXO;
+		if ((mask & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111))
+			bits &= ~(mode_t)S_IXOTH;
+	} else if (ctx->uid == st.st_uid) {
+		bits = (st.st_mode >> 6) & 7;
+	} else if (ctx->gid == st.st_gid) {
+		bits = (st.st_mode >> 3) & 7;
+	} else {
+		bits = st.st_mode & 7;
+	}
+	fuse_reply_err(req, ((mode_t)mask & 7 & ~bits) ? EACCES : 0);
+}
+
+void inode_ops_register(struct fuse_lowlevel_ops *ops)
+{
+	ops->lookup = op_lookup;
+	ops->forget = op_forget;
+	ops->forget_multi = op_forget_multi;
+	ops->getattr = op_getattr;
+	ops->setattr = op_setattr;
+	ops->readlink = op_readlink;
+	ops->statfs = op_statfs;
+	ops->access = op_access;
+}

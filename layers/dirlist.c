@@ -1,0 +1,203 @@
+/* dirlist.c - list a merged directory (see dirlist.h). */
+#define _GNU_SOURCE
+#include "dirlist.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "whiteout.h"
+#include "xattr.h"
+
+/* An open-addressing set of names seen in upper layers: visible, or hidden
+ * by a whiteout.  Index into the listing, or a hidden marker. */
+struct name_set {
+	struct slot { uint64_t hash; int64_t idx; char *hidden; } *slots;
+	size_t cap, used;
+};
+
+#define HIDDEN_IDX (-2)
+
+static void set_grow(struct name_set *ns, const struct dir_listing *l);
+
+static struct slot *set_find(struct name_set *ns, const struct dir_listing *l, const char *name,
+			     uint64_t h)
+{
+	for (size_t i = h & (ns->cap - 1);; i = (i + 1) & (ns->cap - 1)) {
+		struct slot *sl = &ns->slots[i];
+		if (sl->idx == -1)
+			return sl;
+		if (sl->hash != h)
+			continue;
+		const char *other = sl->idx == HIDDEN_IDX ? sl->hidden : l->entries[sl->idx].name;
+		if (!strcmp(other, name))
+			return sl;
+	}
+}
+
+static void set_init(struct name_set *ns, size_t cap)
+{
+	ns->cap = cap;
+	ns->used = 0;
+	ns->slots = malloc(cap * sizeof *ns->slots);
+	if (!ns->slots)
+		abort();
+	for (size_t i = 0; i < cap; i++)
+		ns->slots[i].idx = -1;
+}
+
+static void set_grow(struct name_set *ns, const struct dir_listing *l)
+{
+	struct name_set bigger;
+	set_init(&bigger, ns->cap * 2);
+	for (size_t i = 0; i < ns->cap; i++) {
+		struct slot *sl = &ns->slots[i];
+		if (sl->idx == -1)
+			continue;
+		const char *name = sl->idx == HIDDEN_IDX ? sl->hidden : l->entries[sl->idx].name;
+		*set_find(&bigger, l, name, sl->hash) = *sl;
+	}
+	bigger.used = ns->used;
+	free(ns->slots);
+	*ns = bigger;
+}
+
+static void set_free(struct name_set *ns)
+{
+	for (size_t i = 0; i < ns->cap; i++)
+		if (ns->slots[i].idx == HIDDEN_IDX)
+			free(ns->slots[i].hidden);
+	free(ns->slots);
+}
+
+static void push_entry(struct dir_listing *l, size_t *cap, const char *name, uint64_t ino,
+		       uint32_t layer, uint8_t type)
+{
+	if (l->n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		l->entries = realloc(l->entries, *cap * sizeof *l->entries);
+		if (!l->entries)
+			abort();
+	}
+	l->entries[l->n++] = (struct dir_entry){ strdup(name), ino, layer, type, 0 };
+}
+
+/* Marks name as taken; returns the slot's previous state (-1 = new). */
+static int64_t claim(struct name_set *ns, struct dir_listing *l, const char *name, int64_t idx)
+{
+	uint64_t h = XXH3_64bits(name, strlen(name));
+	if ((ns->used + 1) * 2 > ns->cap)
+		set_grow(ns, l);
+	struct slot *sl = set_find(ns, l, name, h);
+	if (sl->idx != -1)
+		return sl->idx;
+	sl->hash = h;
+	sl->idx = idx;
+	sl->hidden = idx == HIDDEN_IDX ? strdup(name) : NULL;
+	ns->used++;
+	return -1;
+}
+
+static bool has_xattr_whiteouts(int dirfd)
+{
+	char v[2];
+	ssize_t n = ovl_getxattr(dirfd, "opaque", v, sizeof v);
+	return n == 1 && v[0] == 'x';
+}
+
+static int list_one_copy(const struct layer_stack *s, const struct layer_copy *c, bool more_below,
+			 struct dir_listing *l, size_t *cap, struct name_set *ns)
+{
+	int dfd = openat(c->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	bool upper = stack_is_upper(s, c->layer);
+	bool xwh = has_xattr_whiteouts(c->fd);
+	char buf[32768];
+
+	for (;;) {
+		long n = syscall(SYS_getdents64, dfd, buf, sizeof buf);
+		if (n < 0) {
+			int e = errno;
+			close(dfd);
+			return -e;
+		}
+		if (n == 0)
+			break;
+		for (long off = 0; off < n;) {
+			struct dirent64 *d = (struct dirent64 *)(buf + off);
+			off += d->d_reclen;
+			const char *name = d->d_name;
+			if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
+				continue;
+			if (!upper && is_aufs_marker_name(name)) {
+				/* ".wh.NAME" hides NAME below; ".wh..wh..opq" is a marker */
+				if (strcmp(name, AUFS_OPQ_NAME) && more_below)
+					claim(ns, l, name + AUFS_WH_PREFIX_LEN, HIDDEN_IDX);
+				continue;
+			}
+			bool maybe_wh = d->d_type == DT_CHR || d->d_type == DT_UNKNOWN ||
+					(xwh && d->d_type == DT_REG);
+			if (maybe_wh) {
+				struct stat st;
+				if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+				    is_whiteout_entry(dfd, name, &st)) {
+					if (more_below)
+						claim(ns, l, name, HIDDEN_IDX);
+					continue;
+				}
+			}
+			int64_t prev = claim(ns, l, name, (int64_t)l->n);
+			if (prev == -1)
+				push_entry(l, cap, name, d->d_ino, c->layer, d->d_type);
+			else if (prev >= 0)
+				l->entries[prev].in_lower_too = 1;
+		}
+	}
+	close(dfd);
+	return 0;
+}
+
+int list_merged_dir(const struct layer_stack *s, const struct layer_copy *copies, unsigned ncopies,
+		    struct dir_listing *out)
+{
+	struct name_set ns;
+	size_t cap = 0;
+	int rc = 0;
+
+	memset(out, 0, sizeof *out);
+	set_init(&ns, 64);
+	for (unsigned i = 0; i < ncopies && rc == 0; i++)
+		rc = list_one_copy(s, &copies[i], i + 1 < ncopies, out, &cap, &ns);
+	set_free(&ns);
+	if (rc)
+		dir_listing_free(out);
+	return rc;
+}
+
+void dir_listing_free(struct dir_listing *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->entries[i].name);
+	free(l->entries);
+	l->entries = NULL;
+	l->n = 0;
+}
+
+int merged_dir_is_empty(const struct layer_stack *s, const struct layer_copy *copies, unsigned ncopies)
+{
+	struct dir_listing l;
+	int rc = list_merged_dir(s, copies, ncopies, &l);
+	if (rc)
+		return rc;
+	rc = l.n ? -ENOTEMPTY : 0;
+	dir_listing_free(&l);
+	return rc;
+}

@@ -1,0 +1,134 @@
+/* lookup.c - look a name up across layers (see lookup.h). */
+#define _GNU_SOURCE
+#include "lookup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "whiteout.h"
+
+int layer_open_beneath(const struct layer_stack *s, unsigned layer, const char *relpath)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	while (*relpath == '/')
+		relpath++;
+	if (!*relpath)
+		relpath = ".";
+	long fd = syscall(SYS_openat2, s->layers[layer].root_fd, relpath, &how, sizeof how);
+	return fd < 0 ? -errno : (int)fd;
+}
+
+static void add_copy(struct lookup_result *r, uint32_t layer, int fd)
+{
+	struct layer_copy *c = realloc(r->copies, (r->ncopies + 1) * sizeof *c);
+	if (!c)
+		abort();
+	c[r->ncopies++] = (struct layer_copy){ layer, fd };
+	r->copies = c;
+}
+
+enum step { STEP_ABSENT, STEP_FOUND, STEP_STOP };
+
+/* Looks at one layer's candidate; fd is the opened entry or -errno. */
+static enum step examine(const struct layer_stack *s, struct lookup_result *r, uint32_t layer,
+			 int pfd, const char *name, int fd, int *err, char *redirect, bool *more_below)
+{
+	struct stat st;
+
+	if (fd < 0) {
+		if (fd != -ENOENT && fd != -ENOTDIR) {
+			*err = fd;
+			return STEP_STOP;
+		}
+		if (pfd >= 0 && !stack_is_upper(s, layer) && has_aufs_whiteout(pfd, name))
+			return STEP_STOP;
+		return STEP_ABSENT;
+	}
+	if (fstat(fd, &st) < 0) {
+		*err = -errno;
+		close(fd);
+		return STEP_STOP;
+	}
+	if (is_whiteout_entry(pfd, name, &st)) {
+		close(fd);
+		return STEP_STOP;
+	}
+	if (r->ncopies == 0) {
+		r->st = st;
+	} else if (!S_ISDIR(st.st_mode)) {
+		/* a non-directory below a directory is hidden by it */
+		close(fd);
+		return STEP_STOP;
+	}
+	add_copy(r, layer, fd);
+	if (!S_ISDIR(st.st_mode) || !*more_below)
+		return STEP_STOP;
+	if (is_opaque_dir(fd))
+		return STEP_STOP;
+	char buf[PATH_MAX];
+	if (read_redirect(fd, buf, sizeof buf) > 0)
+		strcpy(redirect, buf);
+	return STEP_FOUND;
+}
+
+int layers_lookup(const struct layer_stack *s, const struct layer_copy *parent, unsigned nparent,
+		  const char *name, struct lookup_result *r)
+{
+	char redirect[PATH_MAX] = "";
+	int err = 0;
+	bool hidden_marker = is_aufs_marker_name(name);
+
+	memset(r, 0, sizeof *r);
+	for (unsigned i = 0; i < nparent; i++) {
+		uint32_t layer = parent[i].layer;
+		bool more_below = i + 1 < nparent;
+
+		if (hidden_marker && !stack_is_upper(s, layer))
+			break;
+		if (redirect[0] == '/') {
+			/* absolute redirect: search the layers below from their roots */
+			uint32_t from = r->copies[r->ncopies - 1].layer + 1;
+			for (uint32_t l = from; l < s->nlayers; l++) {
+				more_below = l + 1 < s->nlayers;
+				int fd = layer_open_beneath(s, l, redirect);
+				enum step st = examine(s, r, l, -1, name, fd, &err, redirect, &more_below);
+				if (st == STEP_STOP)
+					break;
+			}
+			break;
+		}
+		const char *lname = redirect[0] ? redirect : name;
+		int fd = openat(parent[i].fd, lname, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			fd = -errno;
+		enum step st = examine(s, r, layer, parent[i].fd, lname, fd, &err, redirect, &more_below);
+		if (st == STEP_STOP)
+			break;
+	}
+	if (err) {
+		lookup_result_free(r);
+		return err;
+	}
+	if (r->ncopies == 0)
+		return -ENOENT;
+	return 0;
+}
+
+void lookup_result_free(struct lookup_result *r)
+{
+	for (unsigned i = 0; i < r->ncopies; i++)
+		close(r->copies[i].fd);
+	free(r->copies);
+	r->copies = NULL;
+	r->ncopies = 0;
+}
