@@ -21,7 +21,9 @@ int reopen_fd(int opath_fd, int flags)
 {
 	char p[32];
 	snprintf(p, sizeof p, "/proc/self/fd/%d", opath_fd);
-	int fd = open(p, flags | O_CLOEXEC);
+	/* the fd names the object already; O_NOFOLLOW would refuse the
+	 * magic link itself */
+	int fd = open(p, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
