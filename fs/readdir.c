@@ -1,6 +1,6 @@
 /* readdir.c - opendir, readdir(plus), releasedir, fsyncdir.
  *
- * The merged listing is taken at opendir (and again on a rewind), so
+ * The merged listing is taken at the first readdir (and again on a rewind), so
  * offsets stay stable while the handle is open: offset N is entry N.
  * d_ino is the number stat shows; only entries whose number can differ
  * from their real one (upper directories over lower ones, copied-up
@@ -23,7 +23,7 @@
 struct dir_handle {
 	struct dir_listing l;
 	bool impure;  /* the upper copy says some entries carry origins */
-	bool fresh;   /* listing taken by opendir, not yet read */
+	bool listed;  /* a listing was taken */
 	pthread_mutex_t lock;
 };
 
@@ -50,13 +50,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	int rc = take_listing(ino_to_inode(ino), d);
-	if (rc) {
-		free(d);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	d->fresh = true;
+	/* the listing is taken at the first readdir: when the kernel serves
+	 * the directory from its cache, none comes */
+	(void)ino;
 	pthread_mutex_init(&d->lock, NULL);
 	fi->fh = (uint64_t)(uintptr_t)d;
 	fi->cache_readdir = 1;
@@ -97,9 +93,9 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
-	if (off == 0 && !d->fresh)
+	if (off == 0 || !d->listed)
 		rc = take_listing(dir, d); /* a rewind sees what changed */
-	d->fresh = false;
+	d->listed = true;
 	/* position 0 is ".", 1 is "..", 2+k entry k; the offset handed
 	 * out is the next position */
 	for (off_t pos = off; rc == 0 && (size_t)pos < d->l.n + 2; pos++) {

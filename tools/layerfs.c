@@ -60,7 +60,10 @@ static int do_umount(const char *mountpoint)
 		fprintf(stderr, "layerfs: cannot unmount '%s'\n", mountpoint);
 		return 1;
 	}
-	fprintf(stderr, "layerfs: cannot unmount '%s': %s\n", mountpoint, strerror(errno));
+	if (errno == EINVAL)
+		fprintf(stderr, "layerfs: '%s' is not a mountpoint\n", mountpoint);
+	else
+		fprintf(stderr, "layerfs: cannot unmount '%s': %s\n", mountpoint, strerror(errno));
 	return 1;
 }
 
