@@ -80,6 +80,8 @@ void inode_hold(struct lfs_inode *i);
 /* The known inode with that number, held (inode_release), or NULL. */
 struct lfs_inode *inode_find(uint64_t st_ino);
 void inode_add_lookup(struct lfs_inode *i);
+/* Gives an inode a new number (a hard-linked lower file after copy-up). */
+void inode_rekey(struct lfs_inode *i, uint64_t st_ino);
 void inode_release(struct lfs_inode *i);
 struct lfs_inode *make_root_inode(void);
 /* Replaces the copies with a single new top object (after copy-up or create). */

@@ -298,3 +298,15 @@ void inode_add_lookup(struct lfs_inode *i)
 	i->nlookup++;
 	pthread_mutex_unlock(&table_lock);
 }
+
+void inode_rekey(struct lfs_inode *i, uint64_t st_ino)
+{
+	pthread_mutex_lock(&table_lock);
+	table_unlink(i);
+	i->st_ino = st_ino;
+	size_t k = bucket_of(st_ino, nbuckets);
+	i->hnext = buckets[k];
+	buckets[k] = i;
+	ninodes++;
+	pthread_mutex_unlock(&table_lock);
+}

@@ -59,6 +59,12 @@ int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_para
 		return rc;
 	}
 	e->ino = (fuse_ino_t)(uintptr_t)i;
+	if (i->type != S_IFDIR && !inode_is_upper(i) && e->attr.st_nlink > 1) {
+		/* a lower hard link: once one name is copied up, the other
+		 * names must be looked up again to part from it (index=off) */
+		e->entry_timeout = 0;
+		e->attr_timeout = 0;
+	}
 	return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../cow/copyup.h"
+#include "../layers/ino.h"
 #include "../layers/xattr.h"
 
 int upper_dir_fd(struct lfs_inode *dir)
@@ -90,6 +91,11 @@ int copy_up(struct lfs_inode *i, unsigned flags)
 					inode_set_upper(i, fd);
 					if (f & COPYUP_ORIGIN)
 						mark_impure(pfd);
+					/* index=off: a copied-up hard link is a new
+					 * object; its other names keep the lower one */
+					struct stat ust;
+					if (!S_ISDIR(st.st_mode) && st.st_nlink > 1 && fstat(fd, &ust) == 0)
+						inode_rekey(i, map_ino(&lfs.stack, 0, ust.st_ino));
 				} else {
 					rc = fd;
 				}
