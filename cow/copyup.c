@@ -29,26 +29,32 @@ int reopen_fd(int opath_fd, int flags)
 
 static int copy_range_plain(int in, int out, off_t off, off_t len)
 {
-	static __thread char *buf;
 	const size_t bufsz = 1 << 20;
-	if (!buf && !(buf = malloc(bufsz)))
+	char *buf = malloc(bufsz);
+	int rc = 0;
+	if (!buf)
 		return -ENOMEM;
-	while (len > 0) {
+	while (len > 0 && rc == 0) {
 		ssize_t n = pread(in, buf, (size_t)len < bufsz ? (size_t)len : bufsz, off);
-		if (n < 0)
-			return -errno;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
 		if (n == 0)
 			break;
 		for (ssize_t w = 0; w < n;) {
 			ssize_t m = pwrite(out, buf + w, (size_t)(n - w), off + w);
-			if (m < 0)
-				return -errno;
+			if (m < 0) {
+				rc = -errno;
+				break;
+			}
 			w += m;
 		}
 		off += n;
 		len -= n;
 	}
-	return 0;
+	free(buf);
+	return rc;
 }
 
 static int copy_range(int in, int out, off_t off, off_t len)
@@ -196,7 +202,10 @@ static int stage_metadata(const struct layer_stack *s, int src_fd, const struct 
 	if (rc == 0 && (flags & COPYUP_ORIGIN)) {
 		int orc = origin_set(s, fd, src_fd);
 		/* filesystems without handles just lose st_ino stability across remounts */
-		if (orc && orc != -EOPNOTSUPP && orc != -ENOTSUP)
+		/* user.* xattrs exist on files and directories only */
+		bool no_user_xattr = s->userxattr && orc == -EPERM &&
+				     !S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode);
+		if (orc && orc != -EOPNOTSUPP && orc != -ENOTSUP && !no_user_xattr)
 			rc = orc;
 	}
 	close(fd);

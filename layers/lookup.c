@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -81,30 +82,51 @@ static enum step examine(const struct layer_stack *s, struct lookup_result *r, u
 	return STEP_FOUND;
 }
 
+/* Searches the layers below the last copy from their roots, for the
+ * absolute path in redirect; a relative redirect met on the way is taken
+ * in the directory the path led to. */
+static enum step follow_absolute(const struct layer_stack *s, struct lookup_result *r, const char *name,
+				 char *redirect, int *err)
+{
+	char path[PATH_MAX];
+	enum step st = STEP_ABSENT;
+	strcpy(path, redirect);
+	for (uint32_t l = r->copies[r->ncopies - 1].layer + 1; l < s->nlayers; l++) {
+		bool more_below = l + 1 < s->nlayers;
+		redirect[0] = '\0';
+		int fd = layer_open_beneath(s, l, path);
+		st = examine(s, r, l, -1, name, fd, err, redirect, &more_below);
+		if (redirect[0] == '/') {
+			strcpy(path, redirect);
+		} else if (redirect[0]) {
+			char *slash = strrchr(path, '/');
+			size_t keep = slash ? (size_t)(slash - path) + 1 : 0;
+			snprintf(path + keep, sizeof path - keep, "%s", redirect);
+		}
+		if (st == STEP_STOP)
+			break;
+	}
+	return st;
+}
+
 int layers_lookup(const struct layer_stack *s, const struct layer_copy *parent, unsigned nparent,
 		  const char *name, struct lookup_result *r)
 {
 	char redirect[PATH_MAX] = "";
 	int err = 0;
 	bool hidden_marker = is_aufs_marker_name(name);
+	bool done = false;
 
 	memset(r, 0, sizeof *r);
 	for (unsigned i = 0; i < nparent; i++) {
 		uint32_t layer = parent[i].layer;
-		bool more_below = i + 1 < nparent;
+		bool more_below = i + 1 < nparent || layer + 1 < s->nlayers;
 
 		if (hidden_marker && !stack_is_upper(s, layer))
 			break;
 		if (redirect[0] == '/') {
-			/* absolute redirect: search the layers below from their roots */
-			uint32_t from = r->copies[r->ncopies - 1].layer + 1;
-			for (uint32_t l = from; l < s->nlayers; l++) {
-				more_below = l + 1 < s->nlayers;
-				int fd = layer_open_beneath(s, l, redirect);
-				enum step st = examine(s, r, l, -1, name, fd, &err, redirect, &more_below);
-				if (st == STEP_STOP)
-					break;
-			}
+			follow_absolute(s, r, name, redirect, &err);
+			done = true;
 			break;
 		}
 		const char *lname = redirect[0] ? redirect : name;
@@ -112,9 +134,15 @@ int layers_lookup(const struct layer_stack *s, const struct layer_copy *parent, 
 		if (fd < 0)
 			fd = -errno;
 		enum step st = examine(s, r, layer, parent[i].fd, lname, fd, &err, redirect, &more_below);
-		if (st == STEP_STOP)
+		if (st == STEP_STOP) {
+			done = true;
 			break;
+		}
 	}
+	/* an absolute redirect on the last copy of the parent: the kernel
+	 * goes on from the root's lower layers */
+	if (!done && !err && r->ncopies && redirect[0] == '/')
+		follow_absolute(s, r, name, redirect, &err);
 	if (err) {
 		lookup_result_free(r);
 		return err;

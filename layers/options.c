@@ -280,7 +280,7 @@ int lfs_parse_args(int argc, char **argv, struct lfs_options *o, char *err, size
 	} else if (rest == 1) {
 		/* -o lowerdir=... form */
 		o->mountpoint = strdup(pos[first]);
-	} else if (rest == 2 && !first && !o->lowers) {
+	} else if (rest == 2 && !first && o->lowers) {
 		/* mount.fuse3 calls "layerfs SOURCE MERGED -o ..."; SOURCE is a label */
 		o->mountpoint = strdup(pos[1]);
 	} else {

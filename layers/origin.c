@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,8 +79,15 @@ int origin_get(const struct layer_stack *s, int upper_fd, struct stat *st, unsig
 	h.fh.handle_type = fb[4];
 	memcpy(h.fh.f_handle, fb + OVL_FH_HDR, hlen);
 
+	/* one try per filesystem: a handle means nothing on another one */
 	for (unsigned l = s->has_upper ? 1 : 0; l < s->nlayers; l++) {
-		int fd = open_by_handle_at(s->layers[l].root_fd, &h.fh, O_PATH | O_CLOEXEC);
+		bool first_of_fs = true;
+		for (unsigned k = s->has_upper ? 1 : 0; k < l; k++)
+			if (s->layers[k].fs_index == s->layers[l].fs_index)
+				first_of_fs = false;
+		if (!first_of_fs || s->layers[l].handle_fd < 0)
+			continue;
+		int fd = open_by_handle_at(s->layers[l].handle_fd, &h.fh, O_PATH | O_CLOEXEC);
 		if (fd >= 0) {
 			int rc = fstat(fd, st);
 			close(fd);

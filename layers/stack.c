@@ -125,7 +125,8 @@ char *stack_default_workdir(const char *upper)
 		len--;
 		a[len] = b[len] = '\0';
 	}
-	if (asprintf(&out, "%s/.layerfs-work.%s", dirname(a), basename(b)) < 0)
+	const char *dir = dirname(a);
+	if (asprintf(&out, "%s%s.layerfs-work.%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", basename(b)) < 0)
 		abort();
 	free(a);
 	free(b);
@@ -160,6 +161,7 @@ int stack_open(struct layer_stack *s, const struct lfs_options *o, char *err, si
 	size_t n = o->nlowers + 3, nd = 0;
 	struct named_dir *dirs = calloc(n, sizeof *dirs);
 	char *workpath = NULL;
+	bool made_workdir = false;
 	int rc = -1;
 
 	memset(s, 0, sizeof *s);
@@ -183,9 +185,13 @@ int stack_open(struct layer_stack *s, const struct lfs_options *o, char *err, si
 		if (open_dir(&dirs[nd++], err, errlen))
 			goto out;
 		workpath = o->work ? strdup(o->work) : stack_default_workdir(o->upper);
-		if (!o->work && mkdir(workpath, 0700) < 0 && errno != EEXIST) {
-			fail(err, errlen, "cannot create workdir '%s': %s", workpath, strerror(errno));
-			goto out;
+		if (!o->work) {
+			if (mkdir(workpath, 0700) == 0)
+				made_workdir = true;
+			else if (errno != EEXIST) {
+				fail(err, errlen, "cannot create workdir '%s': %s", workpath, strerror(errno));
+				goto out;
+			}
 		}
 		work_i = nd;
 		dirs[nd] = (struct named_dir){ "workdir", workpath, -1, 0, 0 };
@@ -217,6 +223,7 @@ int stack_open(struct layer_stack *s, const struct lfs_options *o, char *err, si
 		struct named_dir *d = s->has_upper ? (l == 0 ? &dirs[upper_i] : &dirs[l - 1]) : &dirs[l];
 		struct layer *ly = &s->layers[l];
 		ly->root_fd = d->fd;
+		ly->handle_fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		d->fd = -1; /* owned by the stack now */
 		ly->dev = d->dev;
 		ly->root_ino = d->ino;
@@ -259,6 +266,8 @@ out:
 		if (dirs[i].fd >= 0)
 			close(dirs[i].fd);
 	free(dirs);
+	if (rc && made_workdir)
+		rmdir(workpath ? workpath : s->work_path);
 	free(workpath);
 	if (rc)
 		stack_close(s);
@@ -270,6 +279,8 @@ void stack_close(struct layer_stack *s)
 	for (unsigned l = 0; l < s->nlayers; l++) {
 		if (s->layers[l].root_fd >= 0)
 			close(s->layers[l].root_fd);
+		if (s->layers[l].handle_fd >= 0)
+			close(s->layers[l].handle_fd);
 		free(s->layers[l].path);
 	}
 	free(s->layers);

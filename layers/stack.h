@@ -16,6 +16,7 @@
 
 struct layer {
 	int root_fd;     /* O_PATH|O_DIRECTORY */
+	int handle_fd;   /* O_RDONLY root for open_by_handle_at (refuses O_PATH); -1 if none */
 	dev_t dev;
 	ino_t root_ino;
 	unsigned fs_index; /* index among the distinct filesystems of the stack */
