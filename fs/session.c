@@ -134,12 +134,11 @@ int lfs_run(struct lfs_options *o)
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(cfg, o->threads ? o->threads : 16);
 	fuse_loop_cfg_set_idle_threads(cfg, o->threads ? o->threads : 8);
-	rc = fuse_session_loop_mt(lfs.se, cfg) != 0;
+	/* negative: an error; positive: the signal that stopped us, which
+	 * is the normal way out */
+	rc = fuse_session_loop_mt(lfs.se, cfg) < 0;
 	fuse_loop_cfg_destroy(cfg);
 	fuse_session_unmount(lfs.se);
-	/* a signal is the normal way out */
-	if (rc && fuse_session_exited(lfs.se))
-		rc = 0;
 out_signals:
 	fuse_remove_signal_handlers(lfs.se);
 out_session:
