@@ -9,11 +9,27 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #define MAX_GROUPS 64
+
+/* With POSIX ACLs on, the kernel leaves the umask to us: the upper
+ * filesystem applies it, or a default ACL instead, when it creates the
+ * object, so each worker thread gets a umask of its own (CLONE_FS). */
+static void set_thread_umask(mode_t mask)
+{
+	static __thread bool own_fs;
+	if (!own_fs) {
+		if (unshare(CLONE_FS) < 0)
+			return;
+		own_fs = true;
+	}
+	umask(mask);
+}
 
 int creds_enter(fuse_req_t req, struct saved_creds *saved)
 {
@@ -21,6 +37,11 @@ int creds_enter(fuse_req_t req, struct saved_creds *saved)
 	gid_t groups[MAX_GROUPS];
 
 	saved->switched = false;
+	saved->umask_set = false;
+	if (lfs.kernel_skips_umask) {
+		set_thread_umask(ctx->umask);
+		saved->umask_set = true;
+	}
 	if (!lfs.can_switch_creds)
 		return 0;
 	int n = fuse_req_getgroups(req, MAX_GROUPS, groups);
@@ -37,6 +58,8 @@ int creds_enter(fuse_req_t req, struct saved_creds *saved)
 
 void creds_leave(struct saved_creds *saved)
 {
+	if (saved->umask_set)
+		set_thread_umask(0);
 	if (!saved->switched)
 		return;
 	setfsuid(saved->uid);

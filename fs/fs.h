@@ -62,6 +62,8 @@ struct lfs {
 	struct lfs_inode *root;
 	double timeout;           /* entry/attr cache lifetime handed to the kernel */
 	bool can_switch_creds;    /* may create files as the caller */
+	bool posix_acl;           /* default_permissions: let the kernel enforce ACLs */
+	bool kernel_skips_umask;  /* POSIX ACLs negotiated: we apply the caller's umask */
 	unsigned long name_max;
 	struct fuse_session *se;
 };
@@ -113,7 +115,7 @@ bool name_in_lower(struct lfs_inode *dir, const char *name);
 int handle_open(struct lfs_inode *i, int flags, struct fuse_file_info *fi);
 
 /* ---- caller credentials (creds.c) ---- */
-struct saved_creds { uid_t uid; gid_t gid; bool switched; };
+struct saved_creds { uid_t uid; gid_t gid; bool switched; bool umask_set; };
 int creds_enter(fuse_req_t req, struct saved_creds *saved);
 void creds_leave(struct saved_creds *saved);
 

@@ -21,7 +21,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	unsigned want = FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_ATOMIC_O_TRUNC |
 			FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS |
 			FUSE_CAP_READDIRPLUS_AUTO;
+	/* ACLs are enforced by the kernel, as on kernel overlay; that needs
+	 * default_permissions, which is our default as root */
+	if (lfs.posix_acl)
+		want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
 	conn->want |= want & conn->capable;
+	lfs.kernel_skips_umask = (conn->want & FUSE_CAP_POSIX_ACL) != 0;
 	/* locks stay in the kernel, as for any FUSE mount without lock ops */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_WRITEBACK_CACHE);
 	conn->time_gran = 1;
@@ -62,8 +67,10 @@ static void build_fuse_args(struct fuse_args *args, const struct lfs_options *o)
 		fuse_opt_add_arg(args, "-d");
 	if (o->allow_other == 1 || (o->allow_other == -1 && privileged))
 		add_opt(args, "allow_other");
-	if (o->default_permissions == 1 || (o->default_permissions == -1 && privileged))
+	if (o->default_permissions == 1 || (o->default_permissions == -1 && privileged)) {
 		add_opt(args, "default_permissions");
+		lfs.posix_acl = true;
+	}
 	/* a container root needs set-id programs and device nodes to work */
 	if (o->nosuid)
 		add_opt(args, "nosuid");
