@@ -23,7 +23,10 @@ int reopen_fd(int opath_fd, int flags)
 	snprintf(p, sizeof p, "/proc/self/fd/%d", opath_fd);
 	/* the fd names the object already; O_NOFOLLOW would refuse the
 	 * magic link itself */
-	int fd = open(p, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+	flags = (flags & ~O_NOFOLLOW) | O_CLOEXEC;
+	int fd = open(p, flags);
+	if (fd < 0 && errno == EPERM && (flags & O_NOATIME))
+		fd = open(p, flags & ~O_NOATIME); /* O_NOATIME needs ownership */
 	return fd < 0 ? -errno : fd;
 }
 
@@ -116,7 +119,7 @@ int copy_xattrs(int src_fd, int dst_fd)
 	len = fd_listxattr(src_fd, list, (size_t)len);
 	for (ssize_t off = 0; len > 0 && off < len; off += (ssize_t)strlen(list + off) + 1) {
 		const char *name = list + off;
-		if (xattr_is_private(name))
+		if (xattr_is_private(name) && !xattr_is_escaped(name))
 			continue;
 		ssize_t vl = fd_getxattr(src_fd, name, NULL, 0);
 		if (vl < 0)
@@ -159,7 +162,7 @@ static int stage_object(const struct layer_stack *s, int src_fd, const struct st
 			return -errno;
 		int rc = 0;
 		if ((flags & COPYUP_DATA) && st->st_size > 0) {
-			int in = reopen_fd(src_fd, O_RDONLY);
+			int in = reopen_fd(src_fd, O_RDONLY | O_NOATIME);
 			rc = in < 0 ? in : copy_file_data(in, out, st->st_size);
 			if (in >= 0)
 				close(in);
@@ -228,9 +231,16 @@ int copy_up_object(const struct layer_stack *s, int src_fd, const struct stat *s
 	int rc = stage_object(s, src_fd, st, tmp, flags);
 	if (rc == 0)
 		rc = stage_metadata(s, src_fd, st, tmp, flags);
+	/* hold the staged object itself: after the rename its name could
+	 * already be another file's */
+	int fd = -1;
+	if (rc == 0 && (fd = openat(s->work_fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		rc = -errno;
 	if (rc == 0 && renameat2(s->work_fd, tmp, updir_fd, name, RENAME_NOREPLACE) < 0)
 		rc = -errno;
 	if (rc) {
+		if (fd >= 0)
+			close(fd);
 		remove_tree_at(s->work_fd, tmp);
 		return rc;
 	}
@@ -239,6 +249,5 @@ int copy_up_object(const struct layer_stack *s, int src_fd, const struct stat *s
 		struct timespec ts[2] = { parent_st.st_atim, parent_st.st_mtim };
 		utimensat(updir_fd, "", ts, AT_EMPTY_PATH);
 	}
-	int fd = openat(updir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	return fd;
 }

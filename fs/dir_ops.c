@@ -25,6 +25,7 @@
 #include "../layers/dirlist.h"
 #include "../layers/ino.h"
 #include "../layers/whiteout.h"
+#include "../layers/xattr.h"
 
 /* What a name in a directory is, in the merged view. */
 struct name_state {
@@ -277,19 +278,6 @@ static int remove_upper_name(int pfd, const char *name, bool whiteout, bool is_d
 	return 0;
 }
 
-/* After a name of a lower-only object goes away, its link count drops. */
-static void note_lower_name_gone(uint64_t st_ino)
-{
-	struct lfs_inode *i = inode_find(st_ino);
-	if (!i)
-		return;
-	pthread_rwlock_wrlock(&i->rw);
-	if (!inode_is_upper(i))
-		i->lower_nlink_drop++;
-	pthread_rwlock_unlock(&i->rw);
-	inode_release(i);
-}
-
 static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
 {
 	struct name_state ns;
@@ -304,14 +292,13 @@ static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
 		return -ENOTDIR;
 	if (!rmdir && ns.type == S_IFDIR)
 		return -EISDIR;
+	struct lfs_inode *child = inode_find_named(ns.st_ino, parent, name);
 	if (rmdir) {
-		struct lfs_inode *child = inode_find(ns.st_ino);
 		struct lookup_result r;
 		if (child) {
 			pthread_rwlock_rdlock(&child->rw);
 			rc = merged_dir_is_empty(&lfs.stack, child->copies, child->ncopies);
 			pthread_rwlock_unlock(&child->rw);
-			inode_release(child);
 		} else {
 			pthread_rwlock_rdlock(&parent->rw);
 			rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
@@ -321,32 +308,30 @@ static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
 				lookup_result_free(&r);
 			}
 		}
-		if (rc)
-			return rc;
 	}
-	rc = copy_up(parent, COPYUP_ORIGIN);
-	if (rc)
-		return rc;
-	int pfd = upper_dir_fd(parent);
-	if (pfd < 0)
-		return pfd;
-	bool need_whiteout = name_in_lower(parent, name);
-	if (ns.upper)
-		rc = remove_upper_name(pfd, name, need_whiteout, rmdir);
-	else
-		rc = make_whiteout(&lfs.stack, pfd, name);
-	close(pfd);
-	if (rc == 0 && !ns.upper)
-		note_lower_name_gone(ns.st_ino);
-	if (rc == 0 && rmdir) {
-		struct lfs_inode *child = inode_find(ns.st_ino);
-		if (child) {
+	int pfd = -1;
+	if (rc == 0)
+		rc = copy_up(parent, COPYUP_ORIGIN);
+	if (rc == 0 && (pfd = upper_dir_fd(parent)) < 0)
+		rc = pfd;
+	if (rc == 0) {
+		bool need_whiteout = name_in_lower(parent, name);
+		/* the child's lock keeps a copy-up of it from racing the
+		 * removal; whether it is upper is decided under that lock */
+		if (child)
 			pthread_rwlock_wrlock(&child->rw);
-			child->unlinked = true;
+		bool upper = child ? inode_is_upper(child) : ns.upper;
+		if (upper)
+			rc = remove_upper_name(pfd, name, need_whiteout, rmdir);
+		else
+			rc = make_whiteout(&lfs.stack, pfd, name);
+		if (child)
 			pthread_rwlock_unlock(&child->rw);
-			inode_release(child);
-		}
 	}
+	if (pfd >= 0)
+		close(pfd);
+	if (child)
+		inode_release(child);
 	return rc;
 }
 
@@ -415,6 +400,55 @@ static int set_dir_redirect(struct lfs_inode *dir, bool samedir)
 	return rc;
 }
 
+/* Moves NAME of the upper dir pfd to NEWNAME of npfd, leaving a whiteout
+ * at the old name when lower layers have it.  What the upper holds at the
+ * destination, a whiteout or a directory with only whiteouts, is swapped
+ * out in the same step (RENAME_EXCHANGE) and then removed from the old
+ * name, so no crash shows the lower destination again. */
+static int rename_into_place(int pfd, const char *name, int npfd, const char *newname, bool need_whiteout)
+{
+	struct stat st;
+	bool dst_in_upper = fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	bool dst_whiteout = dst_in_upper && is_whiteout_entry(npfd, newname, &st);
+
+	if (dst_in_upper && (dst_whiteout || S_ISDIR(st.st_mode))) {
+		if (renameat2(pfd, name, npfd, newname, RENAME_EXCHANGE) < 0)
+			return -errno;
+		if (dst_whiteout)
+			return need_whiteout || unlinkat(pfd, name, 0) == 0 ? 0 : -errno;
+		return remove_upper_name(pfd, name, need_whiteout, true);
+	}
+	unsigned rflags = need_whiteout && lfs.stack.can_mknod_whiteout ? RENAME_WHITEOUT : 0;
+	if (renameat2(pfd, name, npfd, newname, rflags) < 0)
+		return -errno;
+	if (need_whiteout && !rflags) {
+		int rc = make_whiteout(&lfs.stack, pfd, name);
+		if (rc) {
+			/* put it back rather than show the lower name again */
+			renameat2(npfd, newname, pfd, name, RENAME_NOREPLACE);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int mark_opaque(struct lfs_inode *dir)
+{
+	pthread_rwlock_rdlock(&dir->rw);
+	int rc = set_opaque(&lfs.stack, dir->copies[0].fd);
+	pthread_rwlock_unlock(&dir->rw);
+	return rc;
+}
+
+static bool has_origin(struct lfs_inode *i)
+{
+	char v;
+	pthread_rwlock_rdlock(&i->rw);
+	bool has = ovl_getxattr(i->copies[0].fd, "origin", &v, 0) >= 0;
+	pthread_rwlock_unlock(&i->rw);
+	return has;
+}
+
 static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np, const char *newname,
 		     unsigned flags)
 {
@@ -452,24 +486,27 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 	    strcmp(name, newname))
 		return -EXDEV;
 
-	struct lfs_inode *si = inode_find(src.st_ino), *di = dst.exists ? inode_find(dst.st_ino) : NULL;
+	struct lfs_inode *si = inode_find_named(src.st_ino, p, name);
+	struct lfs_inode *di = dst.exists ? inode_find_named(dst.st_ino, np, newname) : NULL;
 	int pfd = -1, npfd = -1;
 	if (!si) {
 		/* the kernel knows the source it renames; be safe anyway */
 		rc = -ESTALE;
 		goto out;
 	}
+	if (dst.exists && !di) {
+		rc = -ESTALE;
+		goto out;
+	}
 	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE)) {
-		if (di) {
-			pthread_rwlock_rdlock(&di->rw);
-			rc = merged_dir_is_empty(&lfs.stack, di->copies, di->ncopies);
-			pthread_rwlock_unlock(&di->rw);
-		}
+		pthread_rwlock_rdlock(&di->rw);
+		rc = merged_dir_is_empty(&lfs.stack, di->copies, di->ncopies);
+		pthread_rwlock_unlock(&di->rw);
 		if (rc)
 			goto out;
 	}
 	rc = copy_up(si, COPYUP_DATA | COPYUP_ORIGIN);
-	if (rc == 0 && (flags & RENAME_EXCHANGE) && di)
+	if (rc == 0 && (flags & RENAME_EXCHANGE))
 		rc = copy_up(di, COPYUP_DATA | COPYUP_ORIGIN);
 	if (rc == 0)
 		rc = copy_up(p, COPYUP_ORIGIN);
@@ -486,50 +523,25 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 	bool samedir = p == np;
 	if (src_moves_lower_dir && (rc = set_dir_redirect(si, samedir)))
 		goto out;
-	if (dst_moves_lower_dir && di && (rc = set_dir_redirect(di, samedir)))
+	if (dst_moves_lower_dir && (rc = set_dir_redirect(di, samedir)))
+		goto out;
+	/* a directory of the upper alone, put where a lower layer has the
+	 * name, must not merge with what the lower has there */
+	if (src.type == S_IFDIR && !src.has_lower_copies && name_in_lower(np, newname) &&
+	    (rc = mark_opaque(si)))
+		goto out;
+	if ((flags & RENAME_EXCHANGE) && dst.type == S_IFDIR && !dst.has_lower_copies &&
+	    name_in_lower(p, name) && (rc = mark_opaque(di)))
 		goto out;
 
 	if (flags & RENAME_EXCHANGE) {
 		if (renameat2(pfd, name, npfd, newname, RENAME_EXCHANGE) < 0)
 			rc = -errno;
 	} else {
-		/* what is in the upper at the destination: a whiteout, or an
-		 * empty (but for whiteouts) directory, must go first */
-		struct stat st;
-		bool dst_in_upper = fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0;
-		bool dst_whiteout = dst_in_upper && is_whiteout_entry(npfd, newname, &st);
-		bool lower_at_dst = name_in_lower(np, newname);
-		if (dst_whiteout && unlinkat(npfd, newname, 0) < 0) {
-			rc = -errno;
-			goto out;
-		}
-		if (dst_in_upper && !dst_whiteout && S_ISDIR(st.st_mode)) {
-			rc = remove_upper_name(npfd, newname, false, true);
-			if (rc)
-				goto out;
-		}
-		/* a directory of the upper alone, put over a lower name,
-		 * must not merge with what the lower has there */
-		if (src.type == S_IFDIR && !src.has_lower_copies && (lower_at_dst || dst_whiteout)) {
-			pthread_rwlock_rdlock(&si->rw);
-			rc = set_opaque(&lfs.stack, si->copies[0].fd);
-			pthread_rwlock_unlock(&si->rw);
-			if (rc)
-				goto out;
-		}
-		bool need_whiteout = name_in_lower(p, name);
-		unsigned rflags = need_whiteout && lfs.stack.can_mknod_whiteout ? RENAME_WHITEOUT : 0;
-		if (renameat2(pfd, name, npfd, newname, rflags) < 0) {
-			rc = -errno;
-			if (dst_whiteout)
-				make_whiteout(&lfs.stack, npfd, newname);
-			goto out;
-		}
-		if (need_whiteout && !rflags)
-			rc = make_whiteout(&lfs.stack, pfd, name);
-		if (dst.exists && !dst.upper)
-			note_lower_name_gone(dst.st_ino);
+		rc = rename_into_place(pfd, name, npfd, newname, name_in_lower(p, name));
 	}
+	if (rc == 0 && !samedir && (src.has_lower_copies || has_origin(si)))
+		mark_impure(npfd);
 	if (rc == 0) {
 		inode_set_name(si, np, newname);
 		if ((flags & RENAME_EXCHANGE) && di)

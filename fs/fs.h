@@ -7,8 +7,9 @@
  *              under the read lock, copy-up/rename/unlink write-lock.
  *              A parent's lock is never taken while holding a child's.
  *   tree_lock  (global mutex) guards every inode's parent/name; held only
- *              for pointer updates, never across I/O.
- *   table_lock (global mutex) guards the hash table and reference counts.
+ *              for pointer updates and name matching, never across I/O.
+ *   table_lock (global mutex) guards the hash table and reference counts;
+ *              taken after tree_lock when both are needed.
  */
 #ifndef LAYERFS_FS_H
 #define LAYERFS_FS_H
@@ -34,9 +35,7 @@ struct lfs_inode {
 	struct layer_copy one;    /* storage when there is a single copy */
 	struct layer_copy *copies;/* top first: copies[0] is the upper once copied up */
 	uint32_t ncopies;
-	uint32_t lower_nlink_drop;/* names of a lower-only object removed */
 	_Atomic uint32_t data_gen;/* bumped when copies[0] changes to a new object */
-	bool unlinked;
 	struct lfs_inode *parent; /* tree_lock */
 	char *name;               /* tree_lock */
 };
@@ -81,6 +80,9 @@ void inode_forget(struct lfs_inode *i, uint64_t n);
 void inode_hold(struct lfs_inode *i);
 /* The known inode with that number, held (inode_release), or NULL. */
 struct lfs_inode *inode_find(uint64_t st_ino);
+/* The same, preferring the inode known under that parent and name: the
+ * names of a lower hard link are separate inodes until copied up. */
+struct lfs_inode *inode_find_named(uint64_t st_ino, struct lfs_inode *parent, const char *name);
 void inode_add_lookup(struct lfs_inode *i);
 /* Gives an inode a new number (a hard-linked lower file after copy-up). */
 void inode_rekey(struct lfs_inode *i, uint64_t st_ino);
@@ -107,6 +109,8 @@ static inline bool inode_is_upper(const struct lfs_inode *i)
 int copy_up(struct lfs_inode *i, unsigned flags);
 /* The upper directory fd of a (copied-up) directory inode, dup'ed. */
 int upper_dir_fd(struct lfs_inode *dir);
+/* Marks an upper directory as holding entries with origins (kernel "impure"). */
+void mark_impure(int dirfd);
 /* Does name exist in any lower copy of dir?  (whiteout needed on removal) */
 bool name_in_lower(struct lfs_inode *dir, const char *name);
 

@@ -150,15 +150,41 @@ struct lfs_inode *make_root_inode(void)
 	return root;
 }
 
+/* Is i the inode for this name?  One inode serves every name of an
+ * object, except a lower hard link: FUSE does not say which name an open
+ * or setattr came through, and the kernel (index=off) copies up only the
+ * name used, so each name gets its own inode, all showing one st_ino. */
+static bool inode_matches(const struct lfs_inode *i, uint64_t st_ino, bool per_name,
+			  const struct lfs_inode *parent, const char *name)
+{
+	if (i->st_ino != st_ino)
+		return false;
+	if (!per_name)
+		return true;
+	return i->parent == parent && i->name && !strcmp(i->name, name);
+}
+
+static struct lfs_inode *table_search(uint64_t st_ino, bool per_name, const struct lfs_inode *parent,
+				      const char *name)
+{
+	struct lfs_inode *i;
+	for (i = buckets[bucket_of(st_ino, nbuckets)]; i; i = i->hnext)
+		if (inode_matches(i, st_ino, per_name, parent, name))
+			break;
+	return i;
+}
+
 struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
 				    struct lookup_result *r, uint64_t st_ino)
 {
 	struct lfs_inode *i;
+	bool per_name = !S_ISDIR(r->st.st_mode) && r->st.st_nlink > 1 &&
+			!stack_is_upper(&lfs.stack, r->copies[0].layer);
 
+	pthread_mutex_lock(&tree_lock);
 	pthread_mutex_lock(&table_lock);
-	for (i = buckets[bucket_of(st_ino, nbuckets)]; i; i = i->hnext)
-		if (i->st_ino == st_ino)
-			break;
+	i = table_search(st_ino, per_name, parent, name);
+	pthread_mutex_unlock(&tree_lock);
 	if (i) {
 		i->nlookup++;
 		pthread_mutex_unlock(&table_lock);
@@ -172,10 +198,10 @@ struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
 	fresh->name = strdup(name);
 	fresh->parent = parent;
 
+	pthread_mutex_lock(&tree_lock);
 	pthread_mutex_lock(&table_lock);
-	for (i = buckets[bucket_of(st_ino, nbuckets)]; i; i = i->hnext)
-		if (i->st_ino == st_ino)
-			break;
+	i = table_search(st_ino, per_name, parent, name);
+	pthread_mutex_unlock(&tree_lock);
 	if (i) {
 		i->nlookup++;
 		pthread_mutex_unlock(&table_lock);
@@ -309,4 +335,18 @@ void inode_rekey(struct lfs_inode *i, uint64_t st_ino)
 	buckets[k] = i;
 	ninodes++;
 	pthread_mutex_unlock(&table_lock);
+}
+
+struct lfs_inode *inode_find_named(uint64_t st_ino, struct lfs_inode *parent, const char *name)
+{
+	pthread_mutex_lock(&tree_lock);
+	pthread_mutex_lock(&table_lock);
+	struct lfs_inode *i = table_search(st_ino, true, parent, name);
+	if (!i)
+		i = table_search(st_ino, false, NULL, NULL);
+	pthread_mutex_unlock(&tree_lock);
+	if (i)
+		i->refs++;
+	pthread_mutex_unlock(&table_lock);
+	return i;
 }

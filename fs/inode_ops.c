@@ -20,12 +20,11 @@ int stat_inode(struct lfs_inode *i, struct stat *st)
 	if (fstat(i->copies[0].fd, st) < 0)
 		return -errno;
 	st->st_ino = i->st_ino;
-	if (i->type == S_IFDIR) {
-		if (i->ncopies > 1)
-			st->st_nlink = 1; /* merged: the kernel shows 1 */
-	} else if (!inode_is_upper(i)) {
-		st->st_nlink = i->lower_nlink_drop >= st->st_nlink ? 0 : st->st_nlink - i->lower_nlink_drop;
-	}
+	/* a merged directory shows 1, as the kernel's; a lower file keeps
+	 * its lower link count even after one of its names went away, as
+	 * the kernel's does */
+	if (i->type == S_IFDIR && i->ncopies > 1)
+		st->st_nlink = 1;
 	return 0;
 }
 
@@ -59,12 +58,6 @@ int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_para
 		return rc;
 	}
 	e->ino = (fuse_ino_t)(uintptr_t)i;
-	if (i->type != S_IFDIR && !inode_is_upper(i) && e->attr.st_nlink > 1) {
-		/* a lower hard link: once one name is copied up, the other
-		 * names must be looked up again to part from it (index=off) */
-		e->entry_timeout = 0;
-		e->attr_timeout = 0;
-	}
 	return 0;
 }
 

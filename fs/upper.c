@@ -33,7 +33,7 @@ int upper_dir_fd(struct lfs_inode *dir)
 
 /* The kernel marks an upper directory whose entries carry origins as
  * "impure" so that readdir knows to look them up; we keep it informed. */
-static void mark_impure(int dirfd)
+void mark_impure(int dirfd)
 {
 	char v;
 	if (ovl_getxattr(dirfd, "impure", &v, 1) == 1)
@@ -101,7 +101,13 @@ int copy_up(struct lfs_inode *i, unsigned flags)
 				}
 			}
 		}
+		bool dir_merged = rc == 0 && !moved && i->type == S_IFDIR && i->ncopies > 1;
 		pthread_rwlock_unlock(&i->rw);
+		/* a directory that now merges shows nlink 1: the kernel's
+		 * cached attributes must go (no page cache is touched, so this
+		 * cannot wait on the request we are serving) */
+		if (dir_merged && i != lfs.root && lfs.se)
+			fuse_lowlevel_notify_inval_inode(lfs.se, (fuse_ino_t)(uintptr_t)i, -1, 0);
 		close(pfd);
 		inode_release(parent);
 		free(name);

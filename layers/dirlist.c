@@ -115,10 +115,14 @@ static bool has_xattr_whiteouts(int dirfd)
 static int list_one_copy(const struct layer_stack *s, const struct layer_copy *c, bool more_below,
 			 struct dir_listing *l, size_t *cap, struct name_set *ns)
 {
-	int dfd = openat(c->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool upper = stack_is_upper(s, c->layer);
+	/* listing a lower layer must not change it, atime included */
+	int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+	int dfd = openat(c->fd, ".", flags | (upper ? 0 : O_NOATIME));
+	if (dfd < 0 && errno == EPERM && !upper)
+		dfd = openat(c->fd, ".", flags);
 	if (dfd < 0)
 		return -errno;
-	bool upper = stack_is_upper(s, c->layer);
 	bool xwh = has_xattr_whiteouts(c->fd);
 	char buf[32768];
 

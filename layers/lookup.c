@@ -77,7 +77,12 @@ static enum step examine(const struct layer_stack *s, struct lookup_result *r, u
 	if (is_opaque_dir(fd))
 		return STEP_STOP;
 	char buf[PATH_MAX];
-	if (read_redirect(fd, buf, sizeof buf) > 0)
+	int rl = read_redirect(fd, buf, sizeof buf);
+	if (rl < 0) {
+		*err = rl;
+		return STEP_STOP;
+	}
+	if (rl > 0)
 		strcpy(redirect, buf);
 	return STEP_FOUND;
 }

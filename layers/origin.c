@@ -53,7 +53,8 @@ int origin_set(const struct layer_stack *s, int upper_fd, int lower_fd)
 static int ino_from_handle(int type, const uint8_t *bytes, size_t len, ino_t *ino)
 {
 	uint32_t w;
-	if ((type == 1 || type == 2) && len >= 8) {
+	/* exactly ext4/xfs INO32_GEN: tmpfs's 12-byte type 1 starts with the generation */
+	if (type == 1 && len == 8) {
 		memcpy(&w, bytes, 4);
 		*ino = w;
 		return 0;
@@ -97,7 +98,7 @@ int origin_get(const struct layer_stack *s, int upper_fd, struct stat *st, unsig
 			}
 			continue;
 		}
-		if (errno != EPERM)
+		if (errno != EPERM || !s->same_fs)
 			continue;
 		/* Unprivileged: trust the handle's inode number, on the first
 		 * lower on the same filesystem as the upper... or any lower. */

@@ -86,6 +86,13 @@ int read_redirect(int dirfd, char *buf, size_t size)
 	if (len <= 0)
 		return 0;
 	buf[len] = '\0';
+	if ((size_t)len != strlen(buf))
+		return -EIO;
+	/* A relative redirect is one name in the same directory, as the
+	 * kernel requires; anything else could walk out of the layer.
+	 * Absolute ones are opened with RESOLVE_BENEATH. */
+	if (buf[0] != '/' && (strchr(buf, '/') || !strcmp(buf, ".") || !strcmp(buf, "..")))
+		return -EIO;
 	return (int)len;
 }
 

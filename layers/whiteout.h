@@ -37,7 +37,8 @@ static inline bool is_aufs_marker_name(const char *name)
 bool is_opaque_dir(int dirfd);
 
 /* Reads the redirect of a directory into buf (NUL-terminated).
- * Returns the length, 0 when there is none. */
+ * Returns the length, 0 when there is none, -EIO when it is malformed
+ * (a relative redirect with a '/', "." or ".."). */
 int read_redirect(int dirfd, char *buf, size_t size);
 
 /* Writing (upper only). All return 0 or -errno. */

@@ -48,6 +48,11 @@ bool xattr_is_private(const char *name)
 	       !strncmp(name, "user.fuseoverlayfs.", 19);
 }
 
+bool xattr_is_escaped(const char *name)
+{
+	return !strncmp(name, "trusted.overlay.overlay.", 24) || !strncmp(name, "user.overlay.overlay.", 21);
+}
+
 ssize_t ovl_getxattr(int fd, const char *suffix, void *buf, size_t size)
 {
 	char name[96];

@@ -20,6 +20,10 @@ int fd_removexattr(int fd, const char *name);
 /* trusted.overlay.*, user.overlay.*, user.fuseoverlayfs.*: never shown. */
 bool xattr_is_private(const char *name);
 
+/* "trusted.overlay.overlay.X": a caller's own overlay xattr, stored
+ * escaped (kernel 6.7+); private in form but copied up like any other. */
+bool xattr_is_escaped(const char *name);
+
 /* Reads overlay attribute SUFFIX ("opaque", "redirect", ...) in either
  * namespace, trusted first.  Returns the length, or -1 with errno. */
 ssize_t ovl_getxattr(int fd, const char *suffix, void *buf, size_t size);

@@ -115,4 +115,10 @@ for M in m mx; do
     assert_eq "$(oscall lgetxattr "$B/$M/f" user.overlayish)" "OK $(printf keep | od -An -tx1 | tr -d ' \n')" "user.overlayish"
 done
 
+check "layerfs: user.overlay.X set through the mount is stored escaped, never as a marker"
+t setfattr -n user.overlay.opaque -v y "$B/m/d" || fail "setfattr user.overlay.opaque through the mount"
+assert_eq "$(getfattr --absolute-names --only-values -n user.overlay.overlay.opaque "$B/u/d" 2>/dev/null)" "y" "stored escaped in the upper"
+getfattr --absolute-names -n user.overlay.opaque "$B/u/d" >/dev/null 2>&1 && fail "stored unescaped: the directory became opaque"
+assert_eq "$(oscall lgetxattr "$B/m/d" user.overlay.opaque)" "OK $(printf y | od -An -tx1 | tr -d ' \n')" "read back through the mount"
+
 pass_test
