@@ -455,3 +455,58 @@ pair_compare() {
     shift
     snap_compare "$KM" "$LM" "$what (kernel overlay '-' vs layerfs '+')" "$@"
 }
+
+# ---------------------------------------------------------------- fixture rootfs
+
+# fixture_rootfs: unpacks shared/fixtures/debian-bookworm-minbase.tar.zst
+# once into a cache under /tmp/layerfs-fixture-rootfs (keyed by the
+# tarball's mtime and size; a whole root and a two-layer split of it) and
+# sets C to the cache directory ($C/full, $C/bottom, $C/top).  Skips the
+# test when the fixture is not there.
+fixture_rootfs() {
+    NAME=debian-bookworm-minbase.tar.zst
+    FIX=""
+    for c in "${LAYERFS_FIXTURE:-}" "$SRCDIR/../shared/fixtures/$NAME" "$SRCDIR/shared/fixtures/$NAME" \
+        "$(dirname "$(realpath -m "$SRCDIR")")/shared/fixtures/$NAME" "/work/shared/fixtures/$NAME"; do
+        if [ -n "$c" ] && [ -f "$c" ]; then FIX=$(realpath "$c"); break; fi
+    done
+    [ -n "$FIX" ] || skip "fixture $NAME not found (looked beside $SRCDIR)"
+    note "fixture: $FIX"
+
+    CACHE_ROOT=/tmp/layerfs-fixture-rootfs
+    KEY=$(stat -c '%Y-%s' "$FIX")
+    C=$CACHE_ROOT/$KEY
+    mkdir -p "$CACHE_ROOT"
+    exec 9>"$CACHE_ROOT/.lock"
+    flock -w 900 9 || fail "cannot lock $CACHE_ROOT/.lock"
+    # a cache from another version of the tarball is dropped
+    for old in "$CACHE_ROOT"/*; do
+        [ -d "$old" ] && [ "$old" != "$C" ] && rm -rf --one-file-system "$old"
+    done
+    unpack() { # unpack DEST TAR-ARGS...
+        local dest=$1 tmp
+        shift
+        tmp=$(mktemp -d "$C/.tmp.XXXXXX")
+        tar --numeric-owner -xpf "$FIX" -C "$tmp" "$@" || { rm -rf "$tmp"; fail "tar -x $* failed"; }
+        mv "$tmp" "$dest"
+    }
+    mkdir -p "$C"
+    rm -rf "$C"/.tmp.*
+    if [ ! -e "$C/full.done" ]; then
+        check "unpacking the fixture into the cache"
+        rm -rf "$C/full" "$C/full.snap"
+        unpack "$C/full"
+        tree_snapshot "$C/full" >"$C/full.snap" || fail "snapshot of the unpacked fixture reports errors"
+        touch "$C/full.done"
+    fi
+    if [ ! -e "$C/split.done" ]; then
+        check "making the two-layer split in the cache"
+        rm -rf "$C/bottom" "$C/top"
+        unpack "$C/bottom" --exclude=./usr/share/doc ./usr
+        unpack "$C/top" --exclude=./usr
+        tar --numeric-owner -xpf "$FIX" -C "$C/top" --no-recursion ./usr ./usr/share
+        tar --numeric-owner -xpf "$FIX" -C "$C/top" ./usr/share/doc
+        touch "$C/split.done"
+    fi
+    flock -u 9
+}
