@@ -11,7 +11,8 @@ BUILD_PKGS=(
     libcmocka-dev
 )
 TEST_PKGS=(
-    attr fuse-overlayfs util-linux zstd xfsprogs procps psmisc coreutils
+    attr acl libcap2-bin fuse-overlayfs util-linux zstd xfsprogs procps psmisc coreutils
+    python3 passwd fio
 )
 ALL_PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
 
