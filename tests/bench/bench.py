@@ -76,7 +76,10 @@ def run(cmd, timeout, cwd=None, check=True, capture=False):
         err.seek(0)
         errtext = err.read().decode(errors='replace').strip()
         if check and p.returncode != 0:
-            raise BenchError(f'exit {p.returncode}: {short(argv)}: {errtext[-600:]}')
+            lines = errtext.splitlines()
+            more = f' (+{len(lines) - 1} more lines)' if len(lines) > 1 else ''
+            first = lines[0][:300] if lines else ''
+            raise BenchError(f'exit {p.returncode}: {short(argv)}: {first}{more}')
         if capture:
             out.seek(0)
             return out.read().decode(errors='replace')
