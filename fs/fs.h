@@ -75,7 +75,7 @@ struct lfs_inode *ino_to_inode(fuse_ino_t ino);
 /* Finds or makes the inode for a lookup result (consumes r's fds); adds
  * one kernel reference; the inode's parent/name are set when new. */
 struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
-				    struct lookup_result *r, uint64_t st_ino);
+				    struct lookup_result *r, uint64_t st_ino, bool *fresh);
 void inode_forget(struct lfs_inode *i, uint64_t n);
 void inode_hold(struct lfs_inode *i);
 /* The known inode with that number, held (inode_release), or NULL. */
@@ -97,6 +97,8 @@ struct lfs_inode *inode_get_parent(struct lfs_inode *i, char **name);
 
 /* ---- attributes and lookup (inode_ops.c) ---- */
 int stat_inode(struct lfs_inode *i, struct stat *st); /* caller holds i->rw */
+/* Turns the top copy's stat into what the merged inode shows. */
+void merged_stat(const struct lfs_inode *i, struct stat *st);
 int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_param *e);
 void fill_entry_times(struct fuse_entry_param *e);
 

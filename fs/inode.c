@@ -175,7 +175,7 @@ static struct lfs_inode *table_search(uint64_t st_ino, bool per_name, const stru
 }
 
 struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
-				    struct lookup_result *r, uint64_t st_ino)
+				    struct lookup_result *r, uint64_t st_ino, bool *fresh_out)
 {
 	struct lfs_inode *i;
 	bool per_name = !S_ISDIR(r->st.st_mode) && r->st.st_nlink > 1 &&
@@ -185,6 +185,7 @@ struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
 	pthread_mutex_lock(&table_lock);
 	i = table_search(st_ino, per_name, parent, name);
 	pthread_mutex_unlock(&tree_lock);
+	*fresh_out = false;
 	if (i) {
 		i->nlookup++;
 		pthread_mutex_unlock(&table_lock);
@@ -221,6 +222,7 @@ struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
 		parent->refs++;
 	ninodes++;
 	pthread_mutex_unlock(&table_lock);
+	*fresh_out = true;
 	return fresh;
 }
 

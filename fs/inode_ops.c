@@ -15,16 +15,21 @@
 #include "../cow/copyup.h"
 #include "../layers/ino.h"
 
-int stat_inode(struct lfs_inode *i, struct stat *st)
+void merged_stat(const struct lfs_inode *i, struct stat *st)
 {
-	if (fstat(i->copies[0].fd, st) < 0)
-		return -errno;
 	st->st_ino = i->st_ino;
 	/* a merged directory shows 1, as the kernel's; a lower file keeps
 	 * its lower link count even after one of its names went away, as
 	 * the kernel's does */
 	if (i->type == S_IFDIR && i->ncopies > 1)
 		st->st_nlink = 1;
+}
+
+int stat_inode(struct lfs_inode *i, struct stat *st)
+{
+	if (fstat(i->copies[0].fd, st) < 0)
+		return -errno;
+	merged_stat(i, st);
 	return 0;
 }
 
@@ -49,10 +54,18 @@ int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_para
 	if (rc)
 		return rc;
 	uint64_t st_ino = merged_ino(&lfs.stack, &r, false);
-	struct lfs_inode *i = inode_from_lookup(parent, name, &r, st_ino);
-	pthread_rwlock_rdlock(&i->rw);
-	rc = stat_inode(i, &e->attr);
-	pthread_rwlock_unlock(&i->rw);
+	struct stat top = r.st;
+	bool fresh;
+	struct lfs_inode *i = inode_from_lookup(parent, name, &r, st_ino, &fresh);
+	if (fresh) {
+		/* the lookup stat'ed this very object a moment ago */
+		e->attr = top;
+		merged_stat(i, &e->attr);
+	} else {
+		pthread_rwlock_rdlock(&i->rw);
+		rc = stat_inode(i, &e->attr);
+		pthread_rwlock_unlock(&i->rw);
+	}
 	if (rc) {
 		inode_forget(i, 1);
 		return rc;

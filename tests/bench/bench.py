@@ -87,6 +87,8 @@ def run(cmd, timeout, cwd=None, check=True, capture=False):
 
 
 def timed(cmd, timeout, cwd=None):
+    # start clean: no writeback left over from the previous step or target
+    os.sync()
     t0 = time.perf_counter()
     run(cmd, timeout, cwd=cwd)
     return time.perf_counter() - t0
@@ -919,6 +921,15 @@ def print_table(rows, out=sys.stdout):
             print('|' + '|'.join('-' * (w + 2) for w in widths) + '|', file=out)
 
 
+def fovl_version(path):
+    try:
+        p = subprocess.run([path, '--version'], capture_output=True, text=True, timeout=20)
+    except Exception:
+        return None
+    lines = [l for l in (p.stdout + p.stderr).splitlines() if 'fuse-overlayfs' in l]
+    return lines[0].strip() if lines else None
+
+
 def machine_info(b):
     def cmd_out(argv):
         try:
@@ -943,11 +954,10 @@ def machine_info(b):
         'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'host': platform.node(), 'kernel': platform.release(), 'cpu': cpu, 'cpus': os.cpu_count(),
         'mem_MB': mem,
-        'fs_of_workdir': cmd_out(['df', '-T', '--output=fstype', b.work]).splitlines()[-1]
-        if cmd_out(['df', '-T', '--output=fstype', b.work]) else None,
+        'fs_of_workdir': (cmd_out(['df', '--output=fstype', b.work]) or '?').splitlines()[-1].strip(),
         'layerfs': cmd_out([b.layerfs, '--version']),
         'layerfs_git': cmd_out(['git', '-C', REPO, 'describe', '--always', '--dirty']),
-        'fuse_overlayfs': (cmd_out([b.fuse_overlayfs, '--version']) or '').splitlines()[:1],
+        'fuse_overlayfs': fovl_version(b.fuse_overlayfs),
         'fio': cmd_out(['fio', '--version']) if b.have_fio else None,
     }
 
@@ -998,7 +1008,15 @@ def main():
             log(f'bench.py: cannot raise RLIMIT_NOFILE to {args.nofile} ({e}): '
                 f'running with the hard limit {hard}')
     os.makedirs(b.work, exist_ok=True)
+    # test a private copy: a rebuild during the run must not change the binary
+    os.makedirs(os.path.join(b.work, 'bin'), exist_ok=True)
+    private = os.path.join(b.work, 'bin', 'layerfs')
+    shutil.copy2(b.layerfs, private + '.new')
+    os.replace(private + '.new', private)
+    built = datetime.datetime.fromtimestamp(os.stat(b.layerfs).st_mtime).isoformat(timespec='seconds')
+    b.layerfs = private
     info = machine_info(b)
+    info['layerfs_binary_built'] = built
     info['rlimit_nofile'] = resource.getrlimit(resource.RLIMIT_NOFILE)
     t0 = time.time()
     interrupted = False
