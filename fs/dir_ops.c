@@ -40,7 +40,7 @@ static int probe_name(struct lfs_inode *dir, const char *name, struct name_state
 {
 	struct lookup_result r;
 	memset(ns, 0, sizeof *ns);
-	pthread_rwlock_rdlock(&dir->rw);
+	inode_rdlock(dir);
 	int rc = layers_lookup(&lfs.stack, dir->copies, dir->ncopies, name, &r);
 	pthread_rwlock_unlock(&dir->rw);
 	if (rc == -ENOENT)
@@ -98,7 +98,7 @@ static bool new_dir_is_opaque(struct lfs_inode *parent, bool was_whiteout)
 {
 	if (was_whiteout)
 		return true;
-	pthread_rwlock_rdlock(&parent->rw);
+	inode_rdlock(parent);
 	bool merged = parent->ncopies > 1;
 	pthread_rwlock_unlock(&parent->rw);
 	return merged;
@@ -223,7 +223,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 		return;
 	}
 	char src[32];
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	snprintf(src, sizeof src, "/proc/self/fd/%d", i->copies[0].fd);
 	rc = linkat(AT_FDCWD, src, pfd, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
 	pthread_rwlock_unlock(&i->rw);
@@ -239,7 +239,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 	memset(&e, 0, sizeof e);
 	fill_entry_times(&e);
 	inode_add_lookup(i);
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	rc = stat_inode(i, &e.attr);
 	pthread_rwlock_unlock(&i->rw);
 	e.ino = (fuse_ino_t)(uintptr_t)i;
@@ -296,11 +296,11 @@ static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
 	if (rmdir) {
 		struct lookup_result r;
 		if (child) {
-			pthread_rwlock_rdlock(&child->rw);
+			inode_rdlock(child);
 			rc = merged_dir_is_empty(&lfs.stack, child->copies, child->ncopies);
 			pthread_rwlock_unlock(&child->rw);
 		} else {
-			pthread_rwlock_rdlock(&parent->rw);
+			inode_rdlock(parent);
 			rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
 			pthread_rwlock_unlock(&parent->rw);
 			if (rc == 0) {
@@ -319,12 +319,15 @@ static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
 		/* the child's lock keeps a copy-up of it from racing the
 		 * removal; whether it is upper is decided under that lock */
 		if (child)
-			pthread_rwlock_wrlock(&child->rw);
+			inode_wrlock(child);
 		bool upper = child ? inode_is_upper(child) : ns.upper;
 		if (upper)
 			rc = remove_upper_name(pfd, name, need_whiteout, rmdir);
 		else
 			rc = make_whiteout(&lfs.stack, pfd, name);
+		/* an open file of that name lives on by its fds alone */
+		if (child && rc == 0)
+			child->pinned = true;
 		if (child)
 			pthread_rwlock_unlock(&child->rw);
 	}
@@ -352,7 +355,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 static int lower_path_of(struct lfs_inode *i, char *buf, size_t len)
 {
 	char p[32], full[PATH_MAX], root[PATH_MAX];
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	unsigned k = inode_is_upper(i) ? 1 : 0;
 	if (k >= i->ncopies) {
 		pthread_rwlock_unlock(&i->rw);
@@ -386,7 +389,7 @@ static int set_dir_redirect(struct lfs_inode *dir, bool samedir)
 		/* same parent: the kernel stores just the lower name */
 		char cur[PATH_MAX];
 		ssize_t has = 0;
-		pthread_rwlock_rdlock(&dir->rw);
+		inode_rdlock(dir);
 		has = read_redirect(dir->copies[0].fd, cur, sizeof cur);
 		pthread_rwlock_unlock(&dir->rw);
 		if (has <= 0 || cur[0] != '/') {
@@ -394,7 +397,7 @@ static int set_dir_redirect(struct lfs_inode *dir, bool samedir)
 			target = slash ? slash + 1 : path;
 		}
 	}
-	pthread_rwlock_rdlock(&dir->rw);
+	inode_rdlock(dir);
 	rc = set_redirect(&lfs.stack, dir->copies[0].fd, target);
 	pthread_rwlock_unlock(&dir->rw);
 	return rc;
@@ -434,7 +437,7 @@ static int rename_into_place(int pfd, const char *name, int npfd, const char *ne
 
 static int mark_opaque(struct lfs_inode *dir)
 {
-	pthread_rwlock_rdlock(&dir->rw);
+	inode_rdlock(dir);
 	int rc = set_opaque(&lfs.stack, dir->copies[0].fd);
 	pthread_rwlock_unlock(&dir->rw);
 	return rc;
@@ -443,7 +446,7 @@ static int mark_opaque(struct lfs_inode *dir)
 static bool has_origin(struct lfs_inode *i)
 {
 	char v;
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	bool has = ovl_getxattr(i->copies[0].fd, "origin", &v, 0) >= 0;
 	pthread_rwlock_unlock(&i->rw);
 	return has;
@@ -499,7 +502,7 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		goto out;
 	}
 	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE)) {
-		pthread_rwlock_rdlock(&di->rw);
+		inode_rdlock(di);
 		rc = merged_dir_is_empty(&lfs.stack, di->copies, di->ncopies);
 		pthread_rwlock_unlock(&di->rw);
 		if (rc)
@@ -542,6 +545,8 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 	}
 	if (rc == 0 && !samedir && (src.has_lower_copies || has_origin(si)))
 		mark_impure(npfd);
+	if (rc == 0 && di && !(flags & RENAME_EXCHANGE))
+		inode_pin(di);
 	if (rc == 0) {
 		inode_set_name(si, np, newname);
 		if ((flags & RENAME_EXCHANGE) && di)

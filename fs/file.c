@@ -18,7 +18,7 @@ int handle_open(struct lfs_inode *i, int flags, struct fuse_file_info *fi)
 		return -ENOMEM;
 	/* creation is done by then; O_DIRECT would only add alignment rules */
 	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	/* reading a lower layer must not change it, atime included */
 	int lower = inode_is_upper(i) ? 0 : O_NOATIME;
 	h->fd = reopen_fd(i->copies[0].fd, flags | lower);
@@ -46,7 +46,7 @@ static int handle_fd(struct lfs_handle *h)
 		return h->fd;
 	pthread_mutex_lock(&h->lock);
 	if (atomic_load(&i->data_gen) != h->gen) {
-		pthread_rwlock_rdlock(&i->rw);
+		inode_rdlock(i);
 		int fd = reopen_fd(i->copies[0].fd, h->flags | (inode_is_upper(i) ? 0 : O_NOATIME));
 		uint32_t gen = atomic_load(&i->data_gen);
 		pthread_rwlock_unlock(&i->rw);

@@ -33,8 +33,16 @@ struct lfs_inode {
 	uint32_t type;            /* S_IFMT of the object */
 	pthread_rwlock_t rw;
 	struct layer_copy one;    /* storage when there is a single copy */
-	struct layer_copy *copies;/* top first: copies[0] is the upper once copied up */
+	/* top first: copies[0] is the upper once copied up.  The fds are a
+	 * cache: an idle inode gives them back (copies[0].fd == -1) and the
+	 * next inode_rdlock() finds them again from the parent and name. */
+	struct layer_copy *copies;
 	uint32_t ncopies;
+	uint32_t top_layer;       /* copies[0].layer, readable without the lock */
+	dev_t top_dev;            /* the top object's real identity, to check */
+	ino_t top_ino;            /*   a reload found the same object */
+	_Atomic bool recent;      /* used since the last eviction sweep */
+	bool pinned;              /* no name leads to it any more: keep the fds */
 	_Atomic uint32_t data_gen;/* bumped when copies[0] changes to a new object */
 	struct lfs_inode *parent; /* tree_lock */
 	char *name;               /* tree_lock */
@@ -84,6 +92,17 @@ struct lfs_inode *inode_find(uint64_t st_ino);
  * names of a lower hard link are separate inodes until copied up. */
 struct lfs_inode *inode_find_named(uint64_t st_ino, struct lfs_inode *parent, const char *name);
 void inode_add_lookup(struct lfs_inode *i);
+/* Take i->rw with the copies' fds present (reloaded if they were given
+ * back); release with pthread_rwlock_unlock().  If the object cannot be
+ * found again the copies stay closed (fd -1) and calls on them fail. */
+void inode_rdlock(struct lfs_inode *i);
+void inode_wrlock(struct lfs_inode *i);
+/* Gives back the fds of idle inodes when over the budget. */
+void inode_evict_idle(void);
+/* Keeps an inode's fds: its name no longer leads to it. */
+void inode_pin(struct lfs_inode *i);
+/* Sets how many fds the copies of idle inodes may hold. */
+void inode_set_fd_budget(long budget);
 /* Gives an inode a new number (a hard-linked lower file after copy-up). */
 void inode_rekey(struct lfs_inode *i, uint64_t st_ino);
 void inode_release(struct lfs_inode *i);
@@ -105,7 +124,7 @@ void fill_entry_times(struct fuse_entry_param *e);
 /* ---- upper handling (upper.c) ---- */
 static inline bool inode_is_upper(const struct lfs_inode *i)
 {
-	return lfs.stack.has_upper && i->copies[0].layer == 0;
+	return lfs.stack.has_upper && i->top_layer == 0;
 }
 /* Copies the inode (and its parents first) up.  0 or -errno. */
 int copy_up(struct lfs_inode *i, unsigned flags);

@@ -7,6 +7,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,14 +70,43 @@ struct lfs_inode *ino_to_inode(fuse_ino_t ino)
 	return ino == FUSE_ROOT_ID ? lfs.root : (struct lfs_inode *)(uintptr_t)ino;
 }
 
+/* fds held by the copies of inodes other than the root, and how many
+ * may be held before idle inodes give theirs back */
+static _Atomic long copy_fds;
+static long fd_budget = 4096;
+static size_t sweep_cursor;
+
+void inode_set_fd_budget(long budget)
+{
+	fd_budget = budget < 64 ? 64 : budget;
+}
+
+static bool copies_live(const struct lfs_inode *i)
+{
+	return i->copies[0].fd >= 0;
+}
+
 static void free_copies(struct lfs_inode *i)
 {
-	for (uint32_t c = 0; c < i->ncopies; c++)
-		close(i->copies[c].fd);
+	if (copies_live(i)) {
+		for (uint32_t c = 0; c < i->ncopies; c++)
+			close(i->copies[c].fd);
+		if (i != lfs.root)
+			atomic_fetch_sub(&copy_fds, (long)i->ncopies);
+	}
 	if (i->copies != &i->one)
 		free(i->copies);
 	i->copies = &i->one;
 	i->ncopies = 0;
+}
+
+/* Closes the fds but keeps the top layer, so inode_is_upper() and the
+ * copies[0].layer readers stay right while the fds are away. */
+static void drop_copies(struct lfs_inode *i)
+{
+	free_copies(i);
+	i->one = (struct layer_copy){ i->top_layer, -1 };
+	i->ncopies = 1;
 }
 
 static void set_copies(struct lfs_inode *i, struct layer_copy *copies, uint32_t n)
@@ -89,6 +119,9 @@ static void set_copies(struct lfs_inode *i, struct layer_copy *copies, uint32_t 
 		i->copies = copies;
 	}
 	i->ncopies = n;
+	i->top_layer = i->copies[0].layer;
+	if (i != lfs.root)
+		atomic_fetch_add(&copy_fds, (long)n);
 }
 
 /* Called with table_lock held; drops the inode and, in turn, any parent
@@ -115,6 +148,9 @@ static struct lfs_inode *inode_new(struct lookup_result *r, uint64_t st_ino)
 		abort();
 	i->st_ino = st_ino;
 	i->type = r->st.st_mode & S_IFMT;
+	i->top_dev = r->st.st_dev;
+	i->top_ino = r->st.st_ino;
+	i->recent = true;
 	pthread_rwlock_init(&i->rw, NULL);
 	set_copies(i, r->copies, r->ncopies);
 	r->copies = NULL;
@@ -139,6 +175,7 @@ struct lfs_inode *make_root_inode(void)
 	}
 	fstat(copies[0].fd, &r.st);
 	struct lfs_inode *root = inode_new(&r, 0);
+	atomic_fetch_sub(&copy_fds, (long)root->ncopies); /* the root keeps its fds */
 	root->st_ino = merged_ino(&lfs.stack, &(struct lookup_result){ .st = r.st, .copies = root->copies, .ncopies = root->ncopies }, true);
 	root->nlookup = 1;
 	pthread_mutex_lock(&table_lock);
@@ -223,6 +260,7 @@ struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
 	ninodes++;
 	pthread_mutex_unlock(&table_lock);
 	*fresh_out = true;
+	inode_evict_idle();
 	return fresh;
 }
 
@@ -251,7 +289,16 @@ void inode_release(struct lfs_inode *i)
 
 void inode_set_upper(struct lfs_inode *i, int upper_fd)
 {
-	if (i->type == S_IFDIR && i->ncopies > 0 && !inode_is_upper(i)) {
+	struct stat st;
+	if (fstat(upper_fd, &st) == 0) {
+		i->top_dev = st.st_dev;
+		i->top_ino = st.st_ino;
+	}
+	bool keep_lowers = i->type == S_IFDIR && i->ncopies > 0 && i->copies[0].layer != 0;
+	i->top_layer = 0;
+	if (i != lfs.root)
+		atomic_fetch_add(&copy_fds, 1);
+	if (keep_lowers) {
 		/* a directory keeps its lower copies: they are merged below */
 		struct layer_copy *c = malloc((i->ncopies + 1) * sizeof *c);
 		if (!c)
@@ -351,4 +398,99 @@ struct lfs_inode *inode_find_named(uint64_t st_ino, struct lfs_inode *parent, co
 		i->refs++;
 	pthread_mutex_unlock(&table_lock);
 	return i;
+}
+
+/* ---- copies as a cache of fds ---- */
+
+/* Finds the copies of i again through its parent and name.  Best effort:
+ * nothing changes when the name no longer leads to the same object. */
+static void reload_copies(struct lfs_inode *i)
+{
+	char *name;
+	struct lfs_inode *parent = inode_get_parent(i, &name);
+	struct lookup_result r;
+	int rc = -ESTALE;
+
+	if (parent && name) {
+		inode_rdlock(parent);
+		rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
+		pthread_rwlock_unlock(&parent->rw);
+	}
+	if (parent)
+		inode_release(parent);
+	free(name);
+	if (rc)
+		return;
+	pthread_rwlock_wrlock(&i->rw);
+	if (!copies_live(i) && r.st.st_dev == i->top_dev && r.st.st_ino == i->top_ino) {
+		free_copies(i);
+		set_copies(i, r.copies, r.ncopies);
+		i->recent = true; /* not to be swept before the caller gets to it */
+		r.copies = NULL;
+		r.ncopies = 0;
+	}
+	pthread_rwlock_unlock(&i->rw);
+	lookup_result_free(&r);
+	inode_evict_idle();
+}
+
+/* A sweep may take the fds again between the reload and our lock; a few
+ * rounds settle that, and a name that leads elsewhere ends it. */
+static void lock_with_copies(struct lfs_inode *i, bool write)
+{
+	for (int round = 0;; round++) {
+		if (write)
+			pthread_rwlock_wrlock(&i->rw);
+		else
+			pthread_rwlock_rdlock(&i->rw);
+		if (copies_live(i) || round == 4) {
+			i->recent = true;
+			return;
+		}
+		pthread_rwlock_unlock(&i->rw);
+		reload_copies(i);
+	}
+}
+
+void inode_rdlock(struct lfs_inode *i)
+{
+	lock_with_copies(i, false);
+}
+
+void inode_wrlock(struct lfs_inode *i)
+{
+	lock_with_copies(i, true);
+}
+
+void inode_pin(struct lfs_inode *i)
+{
+	pthread_rwlock_wrlock(&i->rw);
+	i->pinned = true;
+	pthread_rwlock_unlock(&i->rw);
+}
+
+/* A clock sweep over the table: an inode used since the last pass gets
+ * another chance, an idle one gives its fds back.  Only try-locks are
+ * taken under table_lock, so lock order does not matter here. */
+void inode_evict_idle(void)
+{
+	if (atomic_load(&copy_fds) <= fd_budget)
+		return;
+	long target = fd_budget - fd_budget / 4;
+	pthread_mutex_lock(&table_lock);
+	for (size_t n = 0; n < 2 * nbuckets && atomic_load(&copy_fds) > target; n++) {
+		sweep_cursor = (sweep_cursor + 1) & (nbuckets - 1);
+		for (struct lfs_inode *i = buckets[sweep_cursor]; i; i = i->hnext) {
+			if (i == lfs.root || i->pinned || !copies_live(i))
+				continue;
+			if (atomic_exchange(&i->recent, false))
+				continue;
+			if (pthread_rwlock_trywrlock(&i->rw) != 0)
+				continue;
+			if (!i->pinned && copies_live(i))
+				drop_copies(i);
+			pthread_rwlock_unlock(&i->rw);
+		}
+	}
+	pthread_mutex_unlock(&table_lock);
 }

@@ -27,6 +27,8 @@ void merged_stat(const struct lfs_inode *i, struct stat *st)
 
 int stat_inode(struct lfs_inode *i, struct stat *st)
 {
+	if (i->copies[0].fd < 0)
+		return -ESTALE; /* its name leads elsewhere now */
 	if (fstat(i->copies[0].fd, st) < 0)
 		return -errno;
 	merged_stat(i, st);
@@ -48,7 +50,7 @@ int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_para
 	fill_entry_times(e);
 	if (strlen(name) > lfs.name_max)
 		return -ENAMETOOLONG;
-	pthread_rwlock_rdlock(&parent->rw);
+	inode_rdlock(parent);
 	rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
 	pthread_rwlock_unlock(&parent->rw);
 	if (rc)
@@ -62,7 +64,7 @@ int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_para
 		e->attr = top;
 		merged_stat(i, &e->attr);
 	} else {
-		pthread_rwlock_rdlock(&i->rw);
+		inode_rdlock(i);
 		rc = stat_inode(i, &e->attr);
 		pthread_rwlock_unlock(&i->rw);
 	}
@@ -108,7 +110,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct lfs_inode *i = ino_to_inode(ino);
 	struct stat st;
 	(void)fi;
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	int rc = stat_inode(i, &st);
 	pthread_rwlock_unlock(&i->rw);
 	if (rc)
@@ -180,7 +182,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	int rc = copy_up(i, flags);
 	struct stat st;
 	if (rc == 0) {
-		pthread_rwlock_rdlock(&i->rw);
+		inode_rdlock(i);
 		rc = apply_setattr(i, attr, to_set, fi);
 		if (rc == 0)
 			rc = stat_inode(i, &st);
@@ -196,7 +198,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct lfs_inode *i = ino_to_inode(ino);
 	char buf[PATH_MAX + 1];
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	ssize_t n = readlinkat(i->copies[0].fd, "", buf, sizeof buf - 1);
 	int e = errno;
 	pthread_rwlock_unlock(&i->rw);
@@ -229,7 +231,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	struct lfs_inode *i = ino_to_inode(ino);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct stat st;
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	int rc = stat_inode(i, &st);
 	pthread_rwlock_unlock(&i->rw);
 	if (rc) {

@@ -30,7 +30,7 @@ struct dir_handle {
 static int take_listing(struct lfs_inode *i, struct dir_handle *d)
 {
 	struct dir_listing l;
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	int rc = list_merged_dir(&lfs.stack, i->copies, i->ncopies, &l);
 	char v;
 	bool impure = inode_is_upper(i) && ovl_getxattr(i->copies[0].fd, "impure", &v, 1) == 1;
@@ -67,7 +67,7 @@ static uint64_t entry_ino(struct lfs_inode *dir, struct dir_handle *d, const str
 				    (e->type != DT_DIR && d->impure));
 	if (may_differ) {
 		struct lookup_result r;
-		pthread_rwlock_rdlock(&dir->rw);
+		inode_rdlock(dir);
 		int rc = layers_lookup(&lfs.stack, dir->copies, dir->ncopies, e->name, &r);
 		pthread_rwlock_unlock(&dir->rw);
 		if (rc == 0) {

@@ -32,14 +32,21 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->time_gran = 1;
 }
 
+/* Known inodes keep an fd per copy while they are in use; half of what
+ * we may open goes to them, the rest to open files and the layers. */
 static void raise_fd_limit(void)
 {
-	/* every known inode holds an fd per copy */
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	long room = (long)rl.rlim_cur - 2L * lfs.stack.nlayers - 64;
+	/* LAYERFS_FD_BUDGET: a smaller budget, for tests of the reload path */
+	const char *env = getenv("LAYERFS_FD_BUDGET");
+	inode_set_fd_budget(env ? atol(env) : room / 2);
 }
 
 static unsigned long layer_name_max(void)

@@ -22,7 +22,7 @@
 int upper_dir_fd(struct lfs_inode *dir)
 {
 	int fd = -EROFS;
-	pthread_rwlock_rdlock(&dir->rw);
+	inode_rdlock(dir);
 	if (inode_is_upper(dir))
 		fd = dup(dir->copies[0].fd);
 	pthread_rwlock_unlock(&dir->rw);
@@ -48,7 +48,7 @@ int copy_up(struct lfs_inode *i, unsigned flags)
 	if (!lfs.stack.has_upper || lfs.stack.read_only)
 		return -EROFS;
 	for (;;) {
-		pthread_rwlock_rdlock(&i->rw);
+		inode_rdlock(i);
 		bool done = inode_is_upper(i);
 		pthread_rwlock_unlock(&i->rw);
 		if (done)
@@ -68,7 +68,7 @@ int copy_up(struct lfs_inode *i, unsigned flags)
 			return pfd;
 		}
 
-		pthread_rwlock_wrlock(&i->rw);
+		inode_wrlock(i);
 		char *now_name;
 		struct lfs_inode *now_parent = inode_get_parent(i, &now_name);
 		bool moved = now_parent != parent || strcmp(now_name, name);
@@ -122,7 +122,7 @@ bool name_in_lower(struct lfs_inode *dir, const char *name)
 	struct lookup_result r;
 	bool found = false;
 
-	pthread_rwlock_rdlock(&dir->rw);
+	inode_rdlock(dir);
 	unsigned first = inode_is_upper(dir) ? 1 : 0;
 	if (dir->ncopies > first &&
 	    layers_lookup(&lfs.stack, dir->copies + first, dir->ncopies - first, name, &r) == 0) {

@@ -64,7 +64,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	ssize_t n = fd_getxattr(i->copies[0].fd, sname, buf, size);
 	int e = errno;
 	pthread_rwlock_unlock(&i->rw);
@@ -83,7 +83,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	ssize_t n;
 	char *raw = NULL;
 
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	for (;;) {
 		n = fd_listxattr(i->copies[0].fd, NULL, 0);
 		if (n <= 0)
@@ -135,7 +135,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	}
 	int rc = copy_up(i, COPYUP_DATA | COPYUP_ORIGIN);
 	if (rc == 0) {
-		pthread_rwlock_rdlock(&i->rw);
+		inode_rdlock(i);
 		if (fd_setxattr(i->copies[0].fd, sname, value, size, flags) < 0)
 			rc = -errno;
 		pthread_rwlock_unlock(&i->rw);
@@ -153,7 +153,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return;
 	}
 	/* the kernel copies up only when there is something to remove */
-	pthread_rwlock_rdlock(&i->rw);
+	inode_rdlock(i);
 	ssize_t has = fd_getxattr(i->copies[0].fd, sname, NULL, 0);
 	int e = errno;
 	pthread_rwlock_unlock(&i->rw);
@@ -163,7 +163,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	}
 	int rc = copy_up(i, COPYUP_DATA | COPYUP_ORIGIN);
 	if (rc == 0) {
-		pthread_rwlock_rdlock(&i->rw);
+		inode_rdlock(i);
 		if (fd_removexattr(i->copies[0].fd, sname) < 0)
 			rc = -errno;
 		pthread_rwlock_unlock(&i->rw);
