@@ -1,5 +1,6 @@
-/* file.c - open files: open, read (spliced), write, flush, fsync,
- * fallocate, lseek, copy_file_range, release. */
+/* file.c - open files: open, read (spliced), write, fsync,
+ * fallocate, lseek, copy_file_range, release.  No flush: locks stay in
+ * the kernel, so a close has nothing to tell us. */
 #define _GNU_SOURCE
 #include "fs.h"
 
@@ -111,14 +112,6 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		fuse_reply_write(req, (size_t)n);
 }
 
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	/* closing a duplicate releases POSIX locks held through this file */
-	int rc = close(dup(handle_fd(fi_handle(fi))));
-	fuse_reply_err(req, rc < 0 ? errno : 0);
-}
-
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct lfs_handle *h = fi_handle(fi);
@@ -179,7 +172,6 @@ void file_ops_register(struct fuse_lowlevel_ops *ops)
 	ops->open = op_open;
 	ops->read = op_read;
 	ops->write_buf = op_write_buf;
-	ops->flush = op_flush;
 	ops->release = op_release;
 	ops->fsync = op_fsync;
 	ops->fallocate = op_fallocate;
