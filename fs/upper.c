@@ -68,6 +68,7 @@ int copy_up(struct lfs_inode *i, unsigned flags)
 			return pfd;
 		}
 
+		bool attrs_changed = false;
 		inode_wrlock(i);
 		char *now_name;
 		struct lfs_inode *now_parent = inode_get_parent(i, &now_name);
@@ -94,19 +95,23 @@ int copy_up(struct lfs_inode *i, unsigned flags)
 					/* index=off: a copied-up hard link is a new
 					 * object; its other names keep the lower one */
 					struct stat ust;
-					if (!S_ISDIR(st.st_mode) && st.st_nlink > 1 && fstat(fd, &ust) == 0)
+					if (!S_ISDIR(st.st_mode) && st.st_nlink > 1 && fstat(fd, &ust) == 0) {
 						inode_rekey(i, map_ino(&lfs.stack, 0, ust.st_ino));
+						attrs_changed = true;
+					}
 				} else {
 					rc = fd;
 				}
 			}
 		}
-		bool dir_merged = rc == 0 && !moved && i->type == S_IFDIR && i->ncopies > 1;
+		if (rc == 0 && !moved && i->type == S_IFDIR && i->ncopies > 1)
+			attrs_changed = true;
 		pthread_rwlock_unlock(&i->rw);
-		/* a directory that now merges shows nlink 1: the kernel's
-		 * cached attributes must go (no page cache is touched, so this
-		 * cannot wait on the request we are serving) */
-		if (dir_merged && i != lfs.root && lfs.se)
+		/* a directory that now merges shows nlink 1, a copied-up hard
+		 * link its own number and count: the kernel's cached attributes
+		 * must go (no page cache is touched, so this cannot wait on the
+		 * request we are serving) */
+		if (attrs_changed && i != lfs.root && lfs.se)
 			fuse_lowlevel_notify_inval_inode(lfs.se, (fuse_ino_t)(uintptr_t)i, -1, 0);
 		close(pfd);
 		inode_release(parent);
