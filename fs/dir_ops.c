@@ -62,33 +62,65 @@ static bool is_upper_whiteout(int pfd, const char *name)
 	return fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && is_whiteout_entry(pfd, name, &st);
 }
 
-/* Common start of every op that makes a name: checks, copies the parent
- * up, and clears a whiteout in the way.  Returns the upper dir fd. */
-static int prepare_create(struct lfs_inode *parent, const char *name, bool *was_whiteout)
+/* How a new name is made, in a directory, as the caller. */
+struct new_node {
+	mode_t mode;             /* S_IFDIR, S_IFLNK, S_IFREG (create), other (mknod) */
+	dev_t rdev;
+	const char *link_target; /* symlink */
+	int open_flags;          /* create */
+	const char *link_src;    /* link(): /proc/self/fd/N of the object */
+};
+
+static int make_in(int dirfd, const char *name, const struct new_node *n)
 {
-	if (lfs.stack.read_only)
-		return -EROFS;
-	if (strlen(name) > lfs.name_max)
-		return -ENAMETOOLONG;
-	int rc = copy_up(parent, COPYUP_ORIGIN);
-	if (rc)
-		return rc;
-	int pfd = upper_dir_fd(parent);
-	if (pfd < 0)
-		return pfd;
-	*was_whiteout = is_upper_whiteout(pfd, name);
-	if (*was_whiteout && unlinkat(pfd, name, 0) < 0) {
-		rc = -errno;
-		close(pfd);
-		return rc;
-	}
-	return pfd;
+	int rc;
+	if (n->link_src)
+		rc = linkat(AT_FDCWD, n->link_src, dirfd, name, AT_SYMLINK_FOLLOW);
+	else if (n->link_target)
+		rc = symlinkat(n->link_target, dirfd, name);
+	else if (S_ISDIR(n->mode))
+		rc = mkdirat(dirfd, name, n->mode & 07777);
+	else if (S_ISREG(n->mode) && n->open_flags) {
+		rc = openat(dirfd, name, (n->open_flags | O_CREAT | O_EXCL) & ~O_TRUNC, n->mode & 07777);
+		if (rc >= 0)
+			rc = close(rc);
+	} else
+		rc = mknodat(dirfd, name, n->mode, n->rdev);
+	return rc < 0 ? -errno : 0;
 }
 
-static void undo_whiteout(int pfd, const char *name, bool was_whiteout)
+/* A directory in the workdir that stands in for the upper directory pfd:
+ * its group, set-group-ID bit and default ACL, open to the caller, so that
+ * what the caller makes in it comes out as it would in pfd. */
+static int stage_dir_like(int pfd, char *sname)
 {
-	if (was_whiteout)
-		make_whiteout(&lfs.stack, pfd, name);
+	struct stat pst;
+	char acl[4096];
+	if (fstat(pfd, &pst) < 0)
+		return -errno;
+	workdir_tmpname(sname);
+	if (mkdirat(lfs.stack.work_fd, sname, 0700) < 0)
+		return -errno;
+	int sfd = openat(lfs.stack.work_fd, sname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc = sfd < 0 ? -errno : 0;
+	if (rc == 0 && fchownat(sfd, "", (uid_t)-1, pst.st_gid, AT_EMPTY_PATH) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		char p[32];
+		snprintf(p, sizeof p, "/proc/self/fd/%d", sfd);
+		if (chmod(p, 0777 | (pst.st_mode & S_ISGID)) < 0)
+			rc = -errno;
+	}
+	ssize_t al = rc ? -1 : fd_getxattr(pfd, "system.posix_acl_default", acl, sizeof acl);
+	if (al > 0 && fd_setxattr(sfd, "system.posix_acl_default", acl, (size_t)al, 0) < 0)
+		rc = -errno;
+	if (rc) {
+		if (sfd >= 0)
+			close(sfd);
+		remove_tree_at(lfs.stack.work_fd, sname);
+		return rc;
+	}
+	return sfd;
 }
 
 /* A new directory hides whatever lower layers have under its name, and,
@@ -104,6 +136,59 @@ static bool new_dir_is_opaque(struct lfs_inode *parent, bool was_whiteout)
 	return merged;
 }
 
+static int mark_new_dir_opaque(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+	int rc = fd < 0 ? -errno : set_opaque(&lfs.stack, fd);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Makes NAME in parent: copies the parent up, then makes the object as
+ * the caller.  Over a whiteout the object is made whole (opaque included)
+ * in a stand-in directory of the workdir and exchanged with the whiteout
+ * in one step, so no crash shows the lower name again. */
+static int create_name(fuse_req_t req, struct lfs_inode *parent, const char *name,
+		       const struct new_node *n)
+{
+	if (lfs.stack.read_only)
+		return -EROFS;
+	if (strlen(name) > lfs.name_max)
+		return -ENAMETOOLONG;
+	int rc = copy_up(parent, COPYUP_ORIGIN);
+	if (rc)
+		return rc;
+	int pfd = upper_dir_fd(parent);
+	if (pfd < 0)
+		return pfd;
+	bool was_wh = is_upper_whiteout(pfd, name);
+	bool opaque = S_ISDIR(n->mode) && !n->link_target && !n->link_src &&
+		      new_dir_is_opaque(parent, was_wh);
+	char sname[24];
+	int dirfd = was_wh ? stage_dir_like(pfd, sname) : pfd;
+	if (dirfd < 0) {
+		close(pfd);
+		return dirfd;
+	}
+	struct saved_creds sc;
+	rc = creds_enter(req, &sc);
+	if (rc == 0) {
+		rc = make_in(dirfd, name, n);
+		creds_leave(&sc);
+	}
+	if (rc == 0 && opaque && (rc = mark_new_dir_opaque(dirfd, name)) && !was_wh)
+		unlinkat(pfd, name, AT_REMOVEDIR);
+	if (was_wh) {
+		if (rc == 0 && renameat2(dirfd, name, pfd, name, RENAME_EXCHANGE) < 0)
+			rc = -errno;
+		close(dirfd);
+		remove_tree_at(lfs.stack.work_fd, sname);
+	}
+	close(pfd);
+	return rc;
+}
+
 static void reply_new_entry(fuse_req_t req, struct lfs_inode *parent, const char *name)
 {
 	struct fuse_entry_param e;
@@ -117,35 +202,8 @@ static void reply_new_entry(fuse_req_t req, struct lfs_inode *parent, const char
 static int make_node(fuse_req_t req, struct lfs_inode *parent, const char *name, mode_t mode,
 		     dev_t rdev, const char *link_target)
 {
-	bool was_wh;
-	int pfd = prepare_create(parent, name, &was_wh);
-	if (pfd < 0)
-		return pfd;
-	struct saved_creds sc;
-	int rc = creds_enter(req, &sc);
-	if (rc == 0) {
-		if (link_target)
-			rc = symlinkat(link_target, pfd, name);
-		else if (S_ISDIR(mode))
-			rc = mkdirat(pfd, name, mode & 07777);
-		else
-			rc = mknodat(pfd, name, mode, rdev);
-		if (rc < 0)
-			rc = -errno;
-		creds_leave(&sc);
-	}
-	if (rc == 0 && S_ISDIR(mode) && new_dir_is_opaque(parent, was_wh)) {
-		int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
-		rc = fd < 0 ? -errno : set_opaque(&lfs.stack, fd);
-		if (fd >= 0)
-			close(fd);
-		if (rc)
-			unlinkat(pfd, name, AT_REMOVEDIR);
-	}
-	if (rc)
-		undo_whiteout(pfd, name, was_wh);
-	close(pfd);
-	return rc;
+	struct new_node n = { .mode = mode, .rdev = rdev, .link_target = link_target };
+	return create_name(req, parent, name, &n);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -179,25 +237,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		      struct fuse_file_info *fi)
 {
 	struct lfs_inode *parent = ino_to_inode(parent_ino);
-	bool was_wh;
-	int pfd = prepare_create(parent, name, &was_wh);
-	if (pfd < 0) {
-		fuse_reply_err(req, -pfd);
-		return;
-	}
-	struct saved_creds sc;
-	int rc = creds_enter(req, &sc);
-	if (rc == 0) {
-		int fd = openat(pfd, name, (fi->flags | O_CREAT | O_EXCL) & ~O_TRUNC, mode & 07777);
-		rc = fd < 0 ? -errno : 0;
-		if (fd >= 0)
-			close(fd);
-		creds_leave(&sc);
-	}
-	if (rc)
-		undo_whiteout(pfd, name, was_wh);
-	close(pfd);
-
+	struct new_node n = { .mode = S_IFREG | (mode & 07777), .open_flags = fi->flags | O_CREAT };
+	int rc = create_name(req, parent, name, &n);
 	struct fuse_entry_param e;
 	if (rc == 0)
 		rc = do_lookup(parent, name, &e);
@@ -216,20 +257,17 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 {
 	struct lfs_inode *i = ino_to_inode(ino), *np = ino_to_inode(newparent_ino);
 	int rc = lfs.stack.read_only ? -EROFS : copy_up(i, COPYUP_DATA | COPYUP_ORIGIN);
-	bool was_wh = false;
-	int pfd = rc ? rc : prepare_create(np, newname, &was_wh);
-	if (pfd < 0) {
-		fuse_reply_err(req, -pfd);
-		return;
+	if (rc == 0)
+		rc = copy_up(np, COPYUP_ORIGIN); /* before i's lock is held */
+	if (rc == 0) {
+		char src[32];
+		/* held across the link: the fd must stay this object's */
+		inode_rdlock(i);
+		snprintf(src, sizeof src, "/proc/self/fd/%d", i->copies[0].fd);
+		struct new_node n = { .mode = i->type, .link_src = src };
+		rc = create_name(req, np, newname, &n);
+		pthread_rwlock_unlock(&i->rw);
 	}
-	char src[32];
-	inode_rdlock(i);
-	snprintf(src, sizeof src, "/proc/self/fd/%d", i->copies[0].fd);
-	rc = linkat(AT_FDCWD, src, pfd, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
-	pthread_rwlock_unlock(&i->rw);
-	if (rc)
-		undo_whiteout(pfd, newname, was_wh);
-	close(pfd);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
