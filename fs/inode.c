@@ -222,33 +222,17 @@ struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
 	pthread_mutex_lock(&table_lock);
 	i = table_search(st_ino, per_name, parent, name);
 	pthread_mutex_unlock(&tree_lock);
-	*fresh_out = false;
+	*fresh_out = i == NULL;
 	if (i) {
 		i->nlookup++;
 		pthread_mutex_unlock(&table_lock);
 		lookup_result_free(r);
 		return i;
 	}
-	pthread_mutex_unlock(&table_lock);
-
-	/* build outside the lock; a racing lookup may win, then ours goes */
+	/* made under the lock, so that two lookups of one name meet */
 	struct lfs_inode *fresh = inode_new(r, st_ino);
 	fresh->name = strdup(name);
 	fresh->parent = parent;
-
-	pthread_mutex_lock(&tree_lock);
-	pthread_mutex_lock(&table_lock);
-	i = table_search(st_ino, per_name, parent, name);
-	pthread_mutex_unlock(&tree_lock);
-	if (i) {
-		i->nlookup++;
-		pthread_mutex_unlock(&table_lock);
-		free_copies(fresh);
-		free(fresh->name);
-		pthread_rwlock_destroy(&fresh->rw);
-		free(fresh);
-		return i;
-	}
 	if (ninodes + 1 > nbuckets)
 		table_grow();
 	size_t k = bucket_of(st_ino, nbuckets);
@@ -259,7 +243,6 @@ struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
 		parent->refs++;
 	ninodes++;
 	pthread_mutex_unlock(&table_lock);
-	*fresh_out = true;
 	inode_evict_idle();
 	return fresh;
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int lfs_errorf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -52,7 +52,7 @@ int lfs_split_layers(const char *spec, char ***out, size_t *n, char *err, size_t
 			if (cl == 0) {
 				free(cur);
 				free_list(v, count);
-				return fail(err, errlen, "empty entry in layer list '%s'", spec);
+				return lfs_errorf(err, errlen, "empty entry in layer list '%s'", spec);
 			}
 			cur[cl] = '\0';
 			push(&v, &count, strdup(cur));
@@ -62,7 +62,7 @@ int lfs_split_layers(const char *spec, char ***out, size_t *n, char *err, size_t
 			if (count >= LFS_MAX_LOWERS) {
 				free(cur);
 				free_list(v, count);
-				return fail(err, errlen, "too many layers (at most %d)", LFS_MAX_LOWERS);
+				return lfs_errorf(err, errlen, "too many layers (at most %d)", LFS_MAX_LOWERS);
 			}
 			continue;
 		}
@@ -100,7 +100,7 @@ static int parse_one_option(struct lfs_options *o, char *opt, char *err, size_t 
 	if ((is_flag(opt, "upperdir") || is_flag(opt, "workdir")) && val) {
 		char **slot = opt[0] == 'u' ? &o->upper : &o->work;
 		if (!*val)
-			return fail(err, errlen, "option '%s' needs a directory", opt);
+			return lfs_errorf(err, errlen, "option '%s' needs a directory", opt);
 		free(*slot);
 		*slot = strdup(val);
 		return 0;
@@ -124,7 +124,7 @@ static int parse_one_option(struct lfs_options *o, char *opt, char *err, size_t 
 		else if (is_flag(val, "off") || is_flag(val, "nofollow"))
 			o->redirect_dir = false;
 		else
-			return fail(err, errlen, "bad value '%s' for redirect_dir (on|off)", val);
+			return lfs_errorf(err, errlen, "bad value '%s' for redirect_dir (on|off)", val);
 		return 0;
 	}
 	if (is_flag(opt, "xattr_namespace") && val) {
@@ -133,14 +133,14 @@ static int parse_one_option(struct lfs_options *o, char *opt, char *err, size_t 
 		else if (is_flag(val, "user"))
 			o->xattr_ns = LFS_XNS_USER;
 		else
-			return fail(err, errlen, "bad value '%s' for xattr_namespace (trusted|user)", val);
+			return lfs_errorf(err, errlen, "bad value '%s' for xattr_namespace (trusted|user)", val);
 		return 0;
 	}
 	if (is_flag(opt, "threads") && val) {
 		char *end;
 		long t = strtol(val, &end, 10);
 		if (*end || t < 1 || t > 1024)
-			return fail(err, errlen, "bad value '%s' for threads (1-1024)", val);
+			return lfs_errorf(err, errlen, "bad value '%s' for threads (1-1024)", val);
 		o->threads = (unsigned)t;
 		return 0;
 	}
@@ -223,7 +223,7 @@ int lfs_parse_args(int argc, char **argv, struct lfs_options *o, char *err, size
 			o->volatile_ = true;
 		} else if (is_flag(a, "-o") || is_flag(a, "--workdir")) {
 			if (i + 1 >= argc) {
-				fail(err, errlen, "option '%s' needs an argument", a);
+				lfs_errorf(err, errlen, "option '%s' needs an argument", a);
 				goto out;
 			}
 			if (a[1] == 'o') {
@@ -243,7 +243,7 @@ int lfs_parse_args(int argc, char **argv, struct lfs_options *o, char *err, size
 			for (i++; i < argc; i++)
 				push(&pos, &npos, argv[i]);
 		} else if (a[0] == '-' && a[1]) {
-			fail(err, errlen, "unknown option '%s' (see --help)", a);
+			lfs_errorf(err, errlen, "unknown option '%s' (see --help)", a);
 			goto out;
 		} else {
 			push(&pos, &npos, argv[i]);
@@ -253,7 +253,7 @@ int lfs_parse_args(int argc, char **argv, struct lfs_options *o, char *err, size
 	size_t first = 0;
 	if (npos > 0 && (is_flag(pos[0], "umount") || is_flag(pos[0], "unmount"))) {
 		if (npos != 2) {
-			fail(err, errlen, "usage: layerfs umount MERGED");
+			lfs_errorf(err, errlen, "usage: layerfs umount MERGED");
 			goto out;
 		}
 		o->command = LFS_CMD_UMOUNT;
@@ -273,7 +273,7 @@ int lfs_parse_args(int argc, char **argv, struct lfs_options *o, char *err, size
 		if (rest == 3) {
 			o->upper = strdup(pos[first + 1]);
 		} else if (rest != 2) {
-			fail(err, errlen, "usage: layerfs mount LOWER1[:LOWER2...] [UPPER] MERGED");
+			lfs_errorf(err, errlen, "usage: layerfs mount LOWER1[:LOWER2...] [UPPER] MERGED");
 			goto out;
 		}
 		o->mountpoint = strdup(pos[npos - 1]);
@@ -284,16 +284,16 @@ int lfs_parse_args(int argc, char **argv, struct lfs_options *o, char *err, size
 		/* mount.fuse3 calls "layerfs SOURCE MERGED -o ..."; SOURCE is a label */
 		o->mountpoint = strdup(pos[1]);
 	} else {
-		fail(err, errlen, npos == 0 ? "no mountpoint given (see --help)"
+		lfs_errorf(err, errlen, npos == 0 ? "no mountpoint given (see --help)"
 					    : "wrong number of arguments (see --help)");
 		goto out;
 	}
 	if (!o->lowers || o->nlowers == 0) {
-		fail(err, errlen, "no lower directory given (lowerdir=... or LOWER1:LOWER2)");
+		lfs_errorf(err, errlen, "no lower directory given (lowerdir=... or LOWER1:LOWER2)");
 		goto out;
 	}
 	if (!o->upper && o->work) {
-		fail(err, errlen, "a workdir needs an upperdir");
+		lfs_errorf(err, errlen, "a workdir needs an upperdir");
 		goto out;
 	}
 	if (!o->upper)

@@ -45,4 +45,7 @@ int lfs_parse_args(int argc, char **argv, struct lfs_options *o, char *err, size
 
 void lfs_options_free(struct lfs_options *o);
 
+/* Writes a one-line message into err; returns -1, for "return lfs_errorf(...)". */
+int lfs_errorf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

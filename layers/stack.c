@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,15 +20,6 @@
 #include <unistd.h>
 
 #include "../cow/workdir.h"
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* One directory the user named, with its role for messages. */
 struct named_dir {
@@ -48,11 +38,11 @@ static int open_dir(struct named_dir *d, char *err, size_t errlen)
 	if (d->fd < 0) {
 		int e = errno;
 		if (e == ENOTDIR)
-			return fail(err, errlen, "%s '%s' is not a directory", d->role, d->path);
-		return fail(err, errlen, "%s '%s': %s", d->role, d->path, strerror(e));
+			return lfs_errorf(err, errlen, "%s '%s' is not a directory", d->role, d->path);
+		return lfs_errorf(err, errlen, "%s '%s': %s", d->role, d->path, strerror(e));
 	}
 	if (fstat(d->fd, &st) < 0)
-		return fail(err, errlen, "%s '%s': %s", d->role, d->path, strerror(errno));
+		return lfs_errorf(err, errlen, "%s '%s': %s", d->role, d->path, strerror(errno));
 	d->dev = st.st_dev;
 	d->ino = st.st_ino;
 	return 0;
@@ -102,14 +92,14 @@ static int check_overlaps(struct named_dir *dirs, size_t n, char *err, size_t er
 					  !strcmp(dirs[j].role, "lower directory");
 			if (dirs[i].dev == dirs[j].dev && dirs[i].ino == dirs[j].ino) {
 				if (i < j)
-					return fail(err, errlen, "%s '%s' and %s '%s' are the same directory",
+					return lfs_errorf(err, errlen, "%s '%s' and %s '%s' are the same directory",
 						    dirs[i].role, dirs[i].path, dirs[j].role, dirs[j].path);
 				continue;
 			}
 			if (both_lower)
 				continue;
 			if (is_at_or_below(&dirs[i], &dirs[j]))
-				return fail(err, errlen, "%s '%s' is inside %s '%s'",
+				return lfs_errorf(err, errlen, "%s '%s' is inside %s '%s'",
 					    dirs[j].role, dirs[j].path, dirs[i].role, dirs[i].path);
 		}
 	}
@@ -169,7 +159,7 @@ int stack_open(struct layer_stack *s, const struct lfs_options *o, char *err, si
 	if (!dirs)
 		abort();
 	if (o->nlowers > LFS_MAX_LOWERS) {
-		fail(err, errlen, "too many lower layers: %zu (at most %d)", o->nlowers, LFS_MAX_LOWERS);
+		lfs_errorf(err, errlen, "too many lower layers: %zu (at most %d)", o->nlowers, LFS_MAX_LOWERS);
 		goto out;
 	}
 
@@ -189,7 +179,7 @@ int stack_open(struct layer_stack *s, const struct lfs_options *o, char *err, si
 			if (mkdir(workpath, 0700) == 0)
 				made_workdir = true;
 			else if (errno != EEXIST) {
-				fail(err, errlen, "cannot create workdir '%s': %s", workpath, strerror(errno));
+				lfs_errorf(err, errlen, "cannot create workdir '%s': %s", workpath, strerror(errno));
 				goto out;
 			}
 		}
@@ -198,7 +188,7 @@ int stack_open(struct layer_stack *s, const struct lfs_options *o, char *err, si
 		if (open_dir(&dirs[nd++], err, errlen))
 			goto out;
 		if (dirs[work_i].dev != dirs[upper_i].dev) {
-			fail(err, errlen, "workdir '%s' is not on the same filesystem as upper directory '%s'",
+			lfs_errorf(err, errlen, "workdir '%s' is not on the same filesystem as upper directory '%s'",
 			     workpath, o->upper);
 			goto out;
 		}
