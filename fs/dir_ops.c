@@ -126,14 +126,17 @@ static int stage_dir_like(int pfd, char *sname)
 /* A new directory hides whatever lower layers have under its name, and,
  * like the kernel with redirect_dir=on, any new directory in a merged
  * parent is marked opaque. */
+static bool is_merged(struct lfs_inode *dir)
+{
+	inode_rdlock(dir);
+	bool merged = dir->ncopies > 1;
+	pthread_rwlock_unlock(&dir->rw);
+	return merged;
+}
+
 static bool new_dir_is_opaque(struct lfs_inode *parent, bool was_whiteout)
 {
-	if (was_whiteout)
-		return true;
-	inode_rdlock(parent);
-	bool merged = parent->ncopies > 1;
-	pthread_rwlock_unlock(&parent->rw);
-	return merged;
+	return was_whiteout || is_merged(parent);
 }
 
 static int mark_new_dir_opaque(int dirfd, const char *name)
@@ -416,27 +419,39 @@ static int lower_path_of(struct lfs_inode *i, char *buf, size_t len)
 	return 0;
 }
 
-static int set_dir_redirect(struct lfs_inode *dir, bool samedir)
+/* The kernel's redirect_max: a longer redirect makes the rename EXDEV. */
+#define REDIRECT_MAX 256
+
+/* What a moved directory's redirect says: its lower path, or within the
+ * same parent just the lower name (unless it already has an absolute
+ * one).  0, or -EXDEV when the kernel would refuse it. */
+static int redirect_target(struct lfs_inode *dir, bool samedir, char *target, size_t len)
 {
 	char path[PATH_MAX];
 	int rc = lower_path_of(dir, path, sizeof path);
 	if (rc)
 		return rc;
-	const char *target = path;
+	const char *t = path;
 	if (samedir) {
-		/* same parent: the kernel stores just the lower name */
 		char cur[PATH_MAX];
-		ssize_t has = 0;
 		inode_rdlock(dir);
-		has = read_redirect(dir->copies[0].fd, cur, sizeof cur);
+		int has = inode_is_upper(dir) ? read_redirect(dir->copies[0].fd, cur, sizeof cur) : 0;
 		pthread_rwlock_unlock(&dir->rw);
 		if (has <= 0 || cur[0] != '/') {
 			const char *slash = strrchr(path, '/');
-			target = slash ? slash + 1 : path;
+			t = slash ? slash + 1 : path;
 		}
 	}
+	if (strlen(t) > REDIRECT_MAX)
+		return -EXDEV;
+	snprintf(target, len, "%s", t);
+	return 0;
+}
+
+static int set_dir_redirect(struct lfs_inode *dir, const char *target)
+{
 	inode_rdlock(dir);
-	rc = set_redirect(&lfs.stack, dir->copies[0].fd, target);
+	int rc = set_redirect(&lfs.stack, dir->copies[0].fd, target);
 	pthread_rwlock_unlock(&dir->rw);
 	return rc;
 }
@@ -530,6 +545,8 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 	struct lfs_inode *si = inode_find_named(src.st_ino, p, name);
 	struct lfs_inode *di = dst.exists ? inode_find_named(dst.st_ino, np, newname) : NULL;
 	int pfd = -1, npfd = -1;
+	bool samedir = p == np;
+	char src_redirect[REDIRECT_MAX + 1], dst_redirect[REDIRECT_MAX + 1];
 	if (!si) {
 		/* the kernel knows the source it renames; be safe anyway */
 		rc = -ESTALE;
@@ -539,6 +556,13 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		rc = -ESTALE;
 		goto out;
 	}
+	/* the kernel checks the redirect before anything else */
+	if (src_moves_lower_dir &&
+	    (rc = redirect_target(si, samedir, src_redirect, sizeof src_redirect)))
+		goto out;
+	if (dst_moves_lower_dir &&
+	    (rc = redirect_target(di, samedir, dst_redirect, sizeof dst_redirect)))
+		goto out;
 	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE)) {
 		inode_rdlock(di);
 		rc = merged_dir_is_empty(&lfs.stack, di->copies, di->ncopies);
@@ -561,18 +585,17 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		rc = pfd < 0 ? pfd : npfd;
 		goto out;
 	}
-	bool samedir = p == np;
-	if (src_moves_lower_dir && (rc = set_dir_redirect(si, samedir)))
+	if (src_moves_lower_dir && (rc = set_dir_redirect(si, src_redirect)))
 		goto out;
-	if (dst_moves_lower_dir && (rc = set_dir_redirect(di, samedir)))
+	if (dst_moves_lower_dir && (rc = set_dir_redirect(di, dst_redirect)))
 		goto out;
-	/* a directory of the upper alone, put where a lower layer has the
-	 * name, must not merge with what the lower has there */
-	if (src.type == S_IFDIR && !src.has_lower_copies && name_in_lower(np, newname) &&
-	    (rc = mark_opaque(si)))
+	/* a directory of the upper alone, moved into a merged parent, must
+	 * not merge with what a lower has under its new name: opaque, as
+	 * the kernel marks it whether or not a lower has that name now */
+	if (src.type == S_IFDIR && !src.has_lower_copies && is_merged(np) && (rc = mark_opaque(si)))
 		goto out;
 	if ((flags & RENAME_EXCHANGE) && dst.type == S_IFDIR && !dst.has_lower_copies &&
-	    name_in_lower(p, name) && (rc = mark_opaque(di)))
+	    is_merged(p) && (rc = mark_opaque(di)))
 		goto out;
 
 	if (flags & RENAME_EXCHANGE) {

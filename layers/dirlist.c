@@ -153,6 +153,8 @@ static int list_one_copy(const struct layer_stack *s, const struct layer_copy *c
 				struct stat st;
 				if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 				    is_whiteout_entry(dfd, name, &st)) {
+					if (!upper && S_ISREG(st.st_mode))
+						l->lower_xwhiteouts++;
 					if (more_below)
 						claim(ns, l, name, HIDDEN_IDX);
 					continue;
@@ -201,7 +203,7 @@ int merged_dir_is_empty(const struct layer_stack *s, const struct layer_copy *co
 	int rc = list_merged_dir(s, copies, ncopies, &l);
 	if (rc)
 		return rc;
-	rc = l.n ? -ENOTEMPTY : 0;
+	rc = l.n || l.lower_xwhiteouts ? -ENOTEMPTY : 0;
 	dir_listing_free(&l);
 	return rc;
 }

@@ -25,14 +25,16 @@ struct dir_entry {
 struct dir_listing {
 	struct dir_entry *entries;
 	size_t n;
+	size_t lower_xwhiteouts; /* xattr whiteouts met in lower layers */
 };
 
 int list_merged_dir(const struct layer_stack *s, const struct layer_copy *copies, unsigned ncopies,
 		    struct dir_listing *out);
 void dir_listing_free(struct dir_listing *l);
 
-/* Is a merged directory empty of visible entries?  0 = empty, -ENOTEMPTY, or -errno.
- * whiteouts_only is set when the upper copy holds nothing but whiteouts. */
+/* Is a merged directory empty of visible entries?  0 = empty, -ENOTEMPTY,
+ * or -errno.  As the kernel does, xattr whiteouts in a lower layer count
+ * as entries here, though no listing shows them. */
 int merged_dir_is_empty(const struct layer_stack *s, const struct layer_copy *copies, unsigned ncopies);
 
 #endif

@@ -47,7 +47,9 @@ static enum step examine(const struct layer_stack *s, struct lookup_result *r, u
 	struct stat st;
 
 	if (fd < 0) {
-		if (fd != -ENOENT && fd != -ENOTDIR) {
+		/* ELOOP/EXDEV: a redirect's path crosses a symlink or leaves
+		 * the layer there; like a missing name, nothing is found */
+		if (fd != -ENOENT && fd != -ENOTDIR && fd != -ELOOP && fd != -EXDEV) {
 			*err = fd;
 			return STEP_STOP;
 		}

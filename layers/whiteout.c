@@ -11,6 +11,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "../cow/workdir.h"
 #include "xattr.h"
 
 /* Looks for one of the names in a listxattr result. */
@@ -107,8 +108,20 @@ static int set_ovl_xattr(const struct layer_stack *s, int fd, const char *suffix
 int make_whiteout(const struct layer_stack *s, int dirfd, const char *name)
 {
 	if (s->can_mknod_whiteout) {
-		if (mknodat(dirfd, name, S_IFCHR | 0, makedev(0, 0)) == 0)
-			return 0;
+		/* made in the workdir and moved in, as the kernel does: it
+		 * takes nothing (group, default ACL) from the directory */
+		char tmp[24];
+		workdir_tmpname(tmp);
+		if (s->work_fd < 0) {
+			if (mknodat(dirfd, name, S_IFCHR | 0, makedev(0, 0)) == 0)
+				return 0;
+		} else if (mknodat(s->work_fd, tmp, S_IFCHR | 0, makedev(0, 0)) == 0) {
+			if (renameat2(s->work_fd, tmp, dirfd, name, RENAME_NOREPLACE) == 0)
+				return 0;
+			int e = errno;
+			unlinkat(s->work_fd, tmp, 0);
+			return -e;
+		}
 		if (errno != EPERM)
 			return -errno;
 	}
