@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -92,17 +93,75 @@ static enum step examine(const struct layer_stack *s, struct lookup_result *r, u
 /* Searches the layers below the last copy from their roots, for the
  * absolute path in redirect; a relative redirect met on the way is taken
  * in the directory the path led to. */
-static enum step follow_absolute(const struct layer_stack *s, struct lookup_result *r, const char *name,
-				 char *redirect, int *err)
+/* Opens the parent of an absolute redirect path in one layer, component
+ * by component as the kernel walks it: a missing component means the
+ * layer has nothing there (-ENOENT); a whiteout or non-directory on the
+ * way ends the search in every layer below (-ENOTDIR); an opaque
+ * directory on the way ends it after this layer (*opaque_on_path). */
+static int open_redirect_parent(const struct layer_stack *s, unsigned layer, const char *path,
+				bool *opaque_on_path)
+{
+	char comp[PATH_MAX];
+	int fd = dup(s->layers[layer].root_fd);
+	const char *p = path;
+
+	while (fd >= 0) {
+		while (*p == '/')
+			p++;
+		const char *end = strchr(p, '/');
+		if (!end)
+			return fd; /* p is the last component */
+		size_t len = (size_t)(end - p);
+		if (len == 0 || len >= sizeof comp) {
+			close(fd);
+			return -ENOENT;
+		}
+		memcpy(comp, p, len);
+		comp[len] = '\0';
+		p = end;
+		struct stat st;
+		int next = openat(fd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		if (next < 0) {
+			close(fd);
+			return e == ENOENT ? -ENOENT : -ENOTDIR;
+		}
+		bool wh = fstat(next, &st) < 0 || is_whiteout_entry(fd, comp, &st) || !S_ISDIR(st.st_mode);
+		close(fd);
+		if (wh) {
+			close(next);
+			return -ENOTDIR;
+		}
+		if (is_opaque_dir(next))
+			*opaque_on_path = true;
+		fd = next;
+	}
+	return -errno;
+}
+
+static enum step follow_absolute(const struct layer_stack *s, struct lookup_result *r, char *redirect,
+				 int *err)
 {
 	char path[PATH_MAX];
 	enum step st = STEP_ABSENT;
 	strcpy(path, redirect);
 	for (uint32_t l = r->copies[r->ncopies - 1].layer + 1; l < s->nlayers; l++) {
 		bool more_below = l + 1 < s->nlayers;
+		bool opaque_on_path = false;
 		redirect[0] = '\0';
-		int fd = layer_open_beneath(s, l, path);
-		st = examine(s, r, l, -1, name, fd, err, redirect, &more_below);
+		int pfd = open_redirect_parent(s, l, path, &opaque_on_path);
+		if (pfd == -ENOTDIR)
+			break;
+		const char *last = strrchr(path, '/');
+		last = last ? last + 1 : path;
+		int fd = pfd < 0 ? pfd : openat(pfd, last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (pfd >= 0 && fd < 0)
+			fd = -errno;
+		if (opaque_on_path)
+			more_below = false;
+		st = examine(s, r, l, pfd, last, fd, err, redirect, &more_below);
+		if (pfd >= 0)
+			close(pfd);
 		if (redirect[0] == '/') {
 			strcpy(path, redirect);
 		} else if (redirect[0]) {
@@ -110,7 +169,7 @@ static enum step follow_absolute(const struct layer_stack *s, struct lookup_resu
 			size_t keep = slash ? (size_t)(slash - path) + 1 : 0;
 			snprintf(path + keep, sizeof path - keep, "%s", redirect);
 		}
-		if (st == STEP_STOP)
+		if (st == STEP_STOP || opaque_on_path)
 			break;
 	}
 	return st;
@@ -132,7 +191,7 @@ int layers_lookup(const struct layer_stack *s, const struct layer_copy *parent, 
 		if (hidden_marker && !stack_is_upper(s, layer))
 			break;
 		if (redirect[0] == '/') {
-			follow_absolute(s, r, name, redirect, &err);
+			follow_absolute(s, r, redirect, &err);
 			done = true;
 			break;
 		}
@@ -149,7 +208,7 @@ int layers_lookup(const struct layer_stack *s, const struct layer_copy *parent, 
 	/* an absolute redirect on the last copy of the parent: the kernel
 	 * goes on from the root's lower layers */
 	if (!done && !err && r->ncopies && redirect[0] == '/')
-		follow_absolute(s, r, name, redirect, &err);
+		follow_absolute(s, r, redirect, &err);
 	if (err) {
 		lookup_result_free(r);
 		return err;
