@@ -556,13 +556,6 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		rc = -ESTALE;
 		goto out;
 	}
-	/* the kernel checks the redirect before anything else */
-	if (src_moves_lower_dir &&
-	    (rc = redirect_target(si, samedir, src_redirect, sizeof src_redirect)))
-		goto out;
-	if (dst_moves_lower_dir &&
-	    (rc = redirect_target(di, samedir, dst_redirect, sizeof dst_redirect)))
-		goto out;
 	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE)) {
 		inode_rdlock(di);
 		rc = merged_dir_is_empty(&lfs.stack, di->copies, di->ncopies);
@@ -570,6 +563,13 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		if (rc)
 			goto out;
 	}
+	/* as the kernel: after the emptiness check, before any change */
+	if (src_moves_lower_dir &&
+	    (rc = redirect_target(si, samedir, src_redirect, sizeof src_redirect)))
+		goto out;
+	if (dst_moves_lower_dir &&
+	    (rc = redirect_target(di, samedir, dst_redirect, sizeof dst_redirect)))
+		goto out;
 	rc = copy_up(si, COPYUP_DATA | COPYUP_ORIGIN);
 	if (rc == 0 && (flags & RENAME_EXCHANGE))
 		rc = copy_up(di, COPYUP_DATA | COPYUP_ORIGIN);
