@@ -85,11 +85,9 @@ struct lfs_inode *ino_to_inode(fuse_ino_t ino);
 struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
 				    struct lookup_result *r, uint64_t st_ino, bool *fresh);
 void inode_forget(struct lfs_inode *i, uint64_t n);
-void inode_hold(struct lfs_inode *i);
-/* The known inode with that number, held (inode_release), or NULL. */
-struct lfs_inode *inode_find(uint64_t st_ino);
-/* The same, preferring the inode known under that parent and name: the
- * names of a lower hard link are separate inodes until copied up. */
+/* The known inode with that number, held (inode_release), or NULL;
+ * preferring the one known under that parent and name: the names of a
+ * lower hard link are separate inodes until copied up. */
 struct lfs_inode *inode_find_named(uint64_t st_ino, struct lfs_inode *parent, const char *name);
 void inode_add_lookup(struct lfs_inode *i);
 /* Take i->rw with the copies' fds present (reloaded if they were given
@@ -154,6 +152,5 @@ void xattr_ops_register(struct fuse_lowlevel_ops *ops);
 /* ---- the mount (session.c) ---- */
 int lfs_run(struct lfs_options *o);
 
-#define lfs_debug(...) do { if (lfs.opts && lfs.opts->debug) fuse_log(FUSE_LOG_DEBUG, __VA_ARGS__); } while (0)
 
 #endif

@@ -255,13 +255,6 @@ void inode_forget(struct lfs_inode *i, uint64_t n)
 	pthread_mutex_unlock(&table_lock);
 }
 
-void inode_hold(struct lfs_inode *i)
-{
-	pthread_mutex_lock(&table_lock);
-	i->refs++;
-	pthread_mutex_unlock(&table_lock);
-}
-
 void inode_release(struct lfs_inode *i)
 {
 	pthread_mutex_lock(&table_lock);
@@ -335,19 +328,6 @@ struct lfs_inode *inode_get_parent(struct lfs_inode *i, char **name)
 	}
 	pthread_mutex_unlock(&tree_lock);
 	return p;
-}
-
-struct lfs_inode *inode_find(uint64_t st_ino)
-{
-	struct lfs_inode *i;
-	pthread_mutex_lock(&table_lock);
-	for (i = buckets[bucket_of(st_ino, nbuckets)]; i; i = i->hnext)
-		if (i->st_ino == st_ino)
-			break;
-	if (i)
-		i->refs++;
-	pthread_mutex_unlock(&table_lock);
-	return i;
 }
 
 void inode_add_lookup(struct lfs_inode *i)
