@@ -63,11 +63,7 @@ T_MTIME = 1_100_000_000_000_000_000    # 2004-11-09
 OLD_LIMIT = 1_577_836_800_000_000_000  # 2020-01-01
 NOWHERE = "/nonexistent-layerfs-diff"  # absolute symlinks point below this
 
-RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 1, 2, 0x10
-AT_FDCWD = -100
-AT_SYMLINK_NOFOLLOW = 0x100
-UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 # test hook for the watchdog: SIGSTOP the layerfs daemon before this step
 # ("N" stops it, "N:KILL" kills it)
 _hook = os.environ.get("DIFFTEST_STOP_DAEMON_AT", "-1").split(":")
@@ -76,41 +72,10 @@ STOP_DAEMON_SIG = getattr(signal, "SIG" + _hook[1]) if len(_hook) > 1 else signa
 PAD_DEPTH = 8            # merged dirs sit this deep: a relative symlink that
 MAX_DOTDOT = 6           # climbs out of the tree lands in our own padding
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                           ctypes.c_uint]
-libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
-libc.utimensat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
-
-
-class Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-def _check(r, path=None):
-    if r != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), path)
-
-
-def renameat2(a, b, flags):
-    _check(libc.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), flags), a)
-
-
-def fallocate(fd, mode, off, length):
-    _check(libc.fallocate(fd, mode, off, length))
-
-
-def utimensat(path, atime, mtime, follow):
-    def ts(v):
-        if v == "now":
-            return Timespec(0, UTIME_NOW)
-        if v == "omit":
-            return Timespec(0, UTIME_OMIT)
-        return Timespec(v // 1_000_000_000, v % 1_000_000_000)
-    arr = (Timespec * 2)(ts(atime), ts(mtime))
-    _check(libc.utimensat(AT_FDCWD, os.fsencode(path), arr, 0 if follow else AT_SYMLINK_NOFOLLOW),
-           path)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ovltest import (AT_FDCWD, AT_SYMLINK_NOFOLLOW, RENAME_EXCHANGE, RENAME_NOREPLACE,  # noqa: E402,F401
+                     UTIME_NOW, UTIME_OMIT, Timespec, daemon_pids, fallocate, is_mounted, libc,
+                     mountpoints, pid_alive, renameat2, utimensat)
 
 
 # ------------------------------------------------------------------ hashing
@@ -840,48 +805,6 @@ def run(cmd, timeout=MOUNT_TIMEOUT):
         return subprocess.CompletedProcess(cmd, 124, (e.output or b"") + b" (timeout)")
     except OSError as e:          # e.g. the binary is being rebuilt
         return subprocess.CompletedProcess(cmd, 126, ("cannot run %s: %s" % (cmd[0], e)).encode())
-
-
-def mountpoints():
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            m = line.split()[4]
-            for esc, ch in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-                m = m.replace(esc, ch)
-            out.append(m)
-    return out
-
-
-def is_mounted(path):
-    return os.path.realpath(path) in mountpoints()
-
-
-def daemon_pids(merged):
-    pids = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit() or int(p) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]).startswith(b"layerfs") and \
-                os.fsencode(merged) in argv[1:]:
-            pids.append(int(p))
-    return pids
-
-
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("State:"):
-                    return "Z" not in line
-    except OSError:
-        return False
-    return False
 
 
 class Mount:

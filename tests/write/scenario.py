@@ -57,41 +57,10 @@ OLD_LIMIT = 1_577_836_800_000_000_000  # 2020-01-01
 
 ERRNAMES = errno.errorcode
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-AT_FDCWD = -100
-RENAME_NOREPLACE = 1
-RENAME_EXCHANGE = 2
-UTIME_NOW = (1 << 30) - 1
-UTIME_OMIT = (1 << 30) - 2
-
-
-class Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-def renameat2(a, b, flags):
-    libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                               ctypes.c_uint]
-    r = libc.renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), flags)
-    if r != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), a)
-
-
-def utimensat(path, atime, mtime, follow=True):
-    """atime/mtime: ns ints, or UTIME_NOW / UTIME_OMIT given as strings 'now'/'omit'."""
-    def ts(v):
-        if v == "now":
-            return Timespec(0, UTIME_NOW)
-        if v == "omit":
-            return Timespec(0, UTIME_OMIT)
-        return Timespec(v // 1_000_000_000, v % 1_000_000_000)
-    arr = (Timespec * 2)(ts(atime), ts(mtime))
-    libc.utimensat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
-    r = libc.utimensat(AT_FDCWD, os.fsencode(path), arr, 0 if follow else 0x100)
-    if r != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e), path)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ovltest import (AT_FDCWD, AT_SYMLINK_NOFOLLOW, RENAME_EXCHANGE, RENAME_NOREPLACE,  # noqa: E402,F401
+                     UTIME_NOW, UTIME_OMIT, Timespec, daemon_pids, fallocate, is_mounted, libc,
+                     mountpoints, pid_alive, renameat2, utimensat)
 
 
 # ------------------------------------------------------------------ utilities
@@ -107,49 +76,6 @@ def run(cmd, timeout=MOUNT_TIMEOUT, check=True):
         raise RuntimeError("%s: exit %d: %s" % (" ".join(cmd), p.returncode,
                                                  p.stdout.decode(errors="replace").strip()))
     return p
-
-
-def mountpoints():
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            m = line.split()[4]
-            for esc, ch in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-                m = m.replace(esc, ch)
-            out.append(m)
-    return out
-
-
-def is_mounted(path):
-    return os.path.realpath(path) in mountpoints()
-
-
-def daemon_pids(merged):
-    """layerfs processes whose argv holds MERGED (absolute)."""
-    pids = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit() or int(p) == os.getpid():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]).startswith(b"layerfs") and \
-                os.fsencode(merged) in argv[1:]:
-            pids.append(int(p))
-    return pids
-
-
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("State:"):
-                    return "Z" not in line
-    except OSError:
-        return False
-    return False
 
 
 def errname(e):
