@@ -356,7 +356,9 @@ static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
 	if (rc == 0 && (pfd = upper_dir_fd(parent)) < 0)
 		rc = pfd;
 	if (rc == 0) {
-		bool need_whiteout = name_in_lower(parent, name);
+		/* a name whose top copy was lower needs one anyway; only an
+		 * upper one needs the second look below it */
+		bool need_whiteout = !ns.upper || name_in_lower(parent, name);
 		/* the child's lock keeps a copy-up of it from racing the
 		 * removal; whether it is upper is decided under that lock */
 		if (child)
