@@ -462,14 +462,17 @@ static int set_dir_redirect(struct lfs_inode *dir, const char *target)
  * at the old name when lower layers have it.  What the upper holds at the
  * destination, a whiteout or a directory with only whiteouts, is swapped
  * out in the same step (RENAME_EXCHANGE) and then removed from the old
- * name, so no crash shows the lower destination again. */
-static int rename_into_place(int pfd, const char *name, int npfd, const char *newname, bool need_whiteout)
+ * name, so no crash shows the lower destination again.  A directory of
+ * the upper alone (dst_pure_upper) is replaced by the rename itself, which
+ * also checks that it is empty, as the kernel leaves it to the upper fs. */
+static int rename_into_place(int pfd, const char *name, int npfd, const char *newname,
+			     bool need_whiteout, bool dst_pure_upper)
 {
 	struct stat st;
 	bool dst_in_upper = fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	bool dst_whiteout = dst_in_upper && is_whiteout_entry(npfd, newname, &st);
 
-	if (dst_in_upper && (dst_whiteout || S_ISDIR(st.st_mode))) {
+	if (dst_in_upper && (dst_whiteout || (S_ISDIR(st.st_mode) && !dst_pure_upper))) {
 		if (renameat2(pfd, name, npfd, newname, RENAME_EXCHANGE) < 0)
 			return -errno;
 		if (dst_whiteout)
@@ -558,7 +561,12 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		rc = -ESTALE;
 		goto out;
 	}
-	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE)) {
+	/* a directory with no lower copy and no origin is what the kernel
+	 * calls pure upper: its emptiness is the upper rename's to check,
+	 * after the copy-ups and redirects below, as the kernel orders it */
+	bool dst_pure_upper = dst.exists && dst.type == S_IFDIR && !dst.has_lower_copies &&
+			      !has_origin(di);
+	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE) && !dst_pure_upper) {
 		inode_rdlock(di);
 		rc = merged_dir_is_empty(&lfs.stack, di->copies, di->ncopies);
 		pthread_rwlock_unlock(&di->rw);
@@ -604,7 +612,7 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		if (renameat2(pfd, name, npfd, newname, RENAME_EXCHANGE) < 0)
 			rc = -errno;
 	} else {
-		rc = rename_into_place(pfd, name, npfd, newname, name_in_lower(p, name));
+		rc = rename_into_place(pfd, name, npfd, newname, name_in_lower(p, name), dst_pure_upper);
 	}
 	if (rc == 0 && !samedir && (src.has_lower_copies || has_origin(si)))
 		mark_impure(npfd);
