@@ -71,7 +71,15 @@ struct new_node {
 	const char *link_src;    /* link(): /proc/self/fd/N of the object */
 };
 
-static int make_in(int dirfd, const char *name, const struct new_node *n)
+/* What create_name hands back of the new object: an O_PATH fd, and for
+ * a create the open fd; -1 where not asked for or not made. */
+struct made {
+	int path_fd;
+	int io_fd;
+};
+
+/* Makes the object; a create leaves its fd open in *io_fd. */
+static int make_in(int dirfd, const char *name, const struct new_node *n, int *io_fd)
 {
 	int rc;
 	if (n->link_src)
@@ -81,9 +89,10 @@ static int make_in(int dirfd, const char *name, const struct new_node *n)
 	else if (S_ISDIR(n->mode))
 		rc = mkdirat(dirfd, name, n->mode & 07777);
 	else if (S_ISREG(n->mode) && n->open_flags) {
-		rc = openat(dirfd, name, (n->open_flags | O_CREAT | O_EXCL) & ~O_TRUNC, n->mode & 07777);
+		rc = openat(dirfd, name, (n->open_flags | O_CREAT | O_EXCL | O_CLOEXEC) & ~O_TRUNC,
+			    n->mode & 07777);
 		if (rc >= 0)
-			rc = close(rc);
+			*io_fd = rc;
 	} else
 		rc = mknodat(dirfd, name, n->mode, n->rdev);
 	return rc < 0 ? -errno : 0;
@@ -153,8 +162,9 @@ static int mark_new_dir_opaque(int dirfd, const char *name)
  * in a stand-in directory of the workdir and exchanged with the whiteout
  * in one step, so no crash shows the lower name again. */
 static int create_name(fuse_req_t req, struct lfs_inode *parent, const char *name,
-		       const struct new_node *n)
+		       const struct new_node *n, struct made *made)
 {
+	int io_fd = -1;
 	if (lfs.stack.read_only)
 		return -EROFS;
 	if (strlen(name) > lfs.name_max)
@@ -177,11 +187,14 @@ static int create_name(fuse_req_t req, struct lfs_inode *parent, const char *nam
 	struct saved_creds sc;
 	rc = creds_enter(req, &sc);
 	if (rc == 0) {
-		rc = make_in(dirfd, name, n);
+		rc = make_in(dirfd, name, n, &io_fd);
 		creds_leave(&sc);
 	}
 	if (rc == 0 && opaque && (rc = mark_new_dir_opaque(dirfd, name)) && !was_wh)
 		unlinkat(pfd, name, AT_REMOVEDIR);
+	/* taken before the exchange below moves the name */
+	if (rc == 0 && made && (made->path_fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		rc = -errno;
 	if (was_wh) {
 		if (rc == 0 && renameat2(dirfd, name, pfd, name, RENAME_EXCHANGE) < 0)
 			rc = -errno;
@@ -189,67 +202,73 @@ static int create_name(fuse_req_t req, struct lfs_inode *parent, const char *nam
 		remove_tree_at(lfs.stack.work_fd, sname);
 	}
 	close(pfd);
+	if (made && rc == 0)
+		made->io_fd = io_fd;
+	else if (io_fd >= 0)
+		close(io_fd);
+	if (made && rc && made->path_fd >= 0) {
+		close(made->path_fd);
+		made->path_fd = -1;
+	}
 	return rc;
 }
 
-static void reply_new_entry(fuse_req_t req, struct lfs_inode *parent, const char *name)
+/* Makes a non-regular object (or an empty file for mknod) and replies
+ * with its entry. */
+static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
+		      dev_t rdev, const char *link_target)
 {
+	struct lfs_inode *parent = ino_to_inode(parent_ino);
+	struct new_node n = { .mode = mode, .rdev = rdev, .link_target = link_target };
+	struct made made = { -1, -1 };
 	struct fuse_entry_param e;
-	int rc = do_lookup(parent, name, &e);
+	int rc = create_name(req, parent, name, &n, &made);
+	if (rc == 0)
+		rc = new_upper_entry(parent, name, made.path_fd, &e);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_entry(req, &e);
 }
 
-static int make_node(fuse_req_t req, struct lfs_inode *parent, const char *name, mode_t mode,
-		     dev_t rdev, const char *link_target)
-{
-	struct new_node n = { .mode = mode, .rdev = rdev, .link_target = link_target };
-	return create_name(req, parent, name, &n);
-}
-
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	int rc = make_node(req, ino_to_inode(parent), name, mode, rdev, NULL);
-	if (rc)
-		fuse_reply_err(req, -rc);
-	else
-		reply_new_entry(req, ino_to_inode(parent), name);
+	make_node(req, parent, name, mode, rdev, NULL);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	int rc = make_node(req, ino_to_inode(parent), name, S_IFDIR | mode, 0, NULL);
-	if (rc)
-		fuse_reply_err(req, -rc);
-	else
-		reply_new_entry(req, ino_to_inode(parent), name);
+	make_node(req, parent, name, S_IFDIR | mode, 0, NULL);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	int rc = make_node(req, ino_to_inode(parent), name, S_IFLNK, 0, link);
-	if (rc)
-		fuse_reply_err(req, -rc);
-	else
-		reply_new_entry(req, ino_to_inode(parent), name);
+	make_node(req, parent, name, S_IFLNK, 0, link);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
 	struct lfs_inode *parent = ino_to_inode(parent_ino);
-	struct new_node n = { .mode = S_IFREG | (mode & 07777), .open_flags = fi->flags | O_CREAT };
-	int rc = create_name(req, parent, name, &n);
+	int flags = handle_flags(fi->flags);
+	struct new_node n = { .mode = S_IFREG | (mode & 07777), .open_flags = flags | O_CREAT };
+	struct made made = { -1, -1 };
 	struct fuse_entry_param e;
+	int rc = create_name(req, parent, name, &n, &made);
 	if (rc == 0)
-		rc = do_lookup(parent, name, &e);
+		rc = new_upper_entry(parent, name, made.path_fd, &e);
 	if (rc == 0) {
-		rc = handle_open(ino_to_inode(e.ino), fi->flags & ~O_TRUNC, fi);
+		/* the fd the caller's create opened is the handle's */
+		struct lfs_inode *i = ino_to_inode(e.ino);
+		inode_rdlock(i);
+		rc = handle_wrap(i, made.io_fd, flags, fi);
+		pthread_rwlock_unlock(&i->rw);
+		made.io_fd = -1;
 		if (rc)
-			inode_forget(ino_to_inode(e.ino), 1);
+			inode_forget(i, 1);
 	}
+	if (made.io_fd >= 0)
+		close(made.io_fd);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -268,7 +287,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 		inode_rdlock(i);
 		snprintf(src, sizeof src, "/proc/self/fd/%d", i->copies[0].fd);
 		struct new_node n = { .mode = i->type, .link_src = src };
-		rc = create_name(req, np, newname, &n);
+		rc = create_name(req, np, newname, &n, NULL);
 		pthread_rwlock_unlock(&i->rw);
 	}
 	if (rc) {

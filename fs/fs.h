@@ -71,6 +71,7 @@ struct lfs {
 	bool can_switch_creds;    /* may create files as the caller */
 	bool posix_acl;           /* default_permissions: let the kernel enforce ACLs */
 	bool kernel_skips_umask;  /* POSIX ACLs negotiated: we apply the caller's umask */
+	bool writeback;           /* the kernel caches writes (FUSE_CAP_WRITEBACK_CACHE) */
 	unsigned long name_max;
 	struct fuse_session *se;
 };
@@ -117,6 +118,9 @@ int stat_inode(struct lfs_inode *i, struct stat *st); /* caller holds i->rw */
 /* Turns the top copy's stat into what the merged inode shows. */
 void merged_stat(const struct lfs_inode *i, struct stat *st);
 int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_param *e);
+/* The entry for an object just made in the upper, from its O_PATH fd
+ * (consumed): what do_lookup would find, without looking again. */
+int new_upper_entry(struct lfs_inode *parent, const char *name, int path_fd, struct fuse_entry_param *e);
 void fill_entry_times(struct fuse_entry_param *e);
 
 /* ---- upper handling (upper.c) ---- */
@@ -136,6 +140,10 @@ bool name_in_lower(struct lfs_inode *dir, const char *name);
 /* ---- files (file.c) ---- */
 /* Opens the inode's top copy for I/O and wraps it in a handle in fi. */
 int handle_open(struct lfs_inode *i, int flags, struct fuse_file_info *fi);
+/* The flags a real fd of an open file gets (see file.c). */
+int handle_flags(int flags);
+/* Wraps an fd already open on the inode's top copy (a create's) in a handle. */
+int handle_wrap(struct lfs_inode *i, int fd, int flags, struct fuse_file_info *fi);
 
 /* ---- caller credentials (creds.c) ---- */
 struct saved_creds { uid_t uid; gid_t gid; bool switched; bool umask_set; };

@@ -41,24 +41,14 @@ void fill_entry_times(struct fuse_entry_param *e)
 	e->entry_timeout = lfs.timeout;
 }
 
-int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_param *e)
+/* The entry for a lookup result (its fds are consumed). */
+static int entry_from_result(struct lfs_inode *parent, const char *name, struct lookup_result *r,
+			     uint64_t st_ino, struct fuse_entry_param *e)
 {
-	struct lookup_result r;
-	int rc;
-
-	memset(e, 0, sizeof *e);
-	fill_entry_times(e);
-	if (strlen(name) > lfs.name_max)
-		return -ENAMETOOLONG;
-	inode_rdlock(parent);
-	rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
-	pthread_rwlock_unlock(&parent->rw);
-	if (rc)
-		return rc;
-	uint64_t st_ino = merged_ino(&lfs.stack, &r, false);
-	struct stat top = r.st;
+	int rc = 0;
+	struct stat top = r->st;
 	bool fresh;
-	struct lfs_inode *i = inode_from_lookup(parent, name, &r, st_ino, &fresh);
+	struct lfs_inode *i = inode_from_lookup(parent, name, r, st_ino, &fresh);
 	if (fresh) {
 		/* the lookup stat'ed this very object a moment ago */
 		e->attr = top;
@@ -74,6 +64,44 @@ int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_para
 	}
 	e->ino = (fuse_ino_t)(uintptr_t)i;
 	return 0;
+}
+
+int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_param *e)
+{
+	struct lookup_result r;
+	int rc;
+
+	memset(e, 0, sizeof *e);
+	fill_entry_times(e);
+	if (strlen(name) > lfs.name_max)
+		return -ENAMETOOLONG;
+	inode_rdlock(parent);
+	rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
+	pthread_rwlock_unlock(&parent->rw);
+	if (rc)
+		return rc;
+	return entry_from_result(parent, name, &r, merged_ino(&lfs.stack, &r, false), e);
+}
+
+int new_upper_entry(struct lfs_inode *parent, const char *name, int path_fd, struct fuse_entry_param *e)
+{
+	struct lookup_result r = { .ncopies = 1 };
+
+	memset(e, 0, sizeof *e);
+	fill_entry_times(e);
+	r.copies = malloc(sizeof *r.copies);
+	if (!r.copies) {
+		close(path_fd);
+		return -ENOMEM;
+	}
+	r.copies[0] = (struct layer_copy){ 0, path_fd };
+	if (fstat(path_fd, &r.st) < 0) {
+		int rc = -errno;
+		lookup_result_free(&r);
+		return rc;
+	}
+	/* new: no lower copy, no origin, so its own number */
+	return entry_from_result(parent, name, &r, map_ino(&lfs.stack, 0, r.st.st_ino), e);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -105,11 +133,9 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
-static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void reply_attr_of(fuse_req_t req, struct lfs_inode *i)
 {
-	struct lfs_inode *i = ino_to_inode(ino);
 	struct stat st;
-	(void)fi;
 	inode_rdlock(i);
 	int rc = stat_inode(i, &st);
 	pthread_rwlock_unlock(&i->rw);
@@ -117,6 +143,12 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_attr(req, &st, lfs.timeout);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	reply_attr_of(req, ino_to_inode(ino));
 }
 
 static int proc_path_of(int fd, char *buf, size_t len)
@@ -172,15 +204,35 @@ static int apply_setattr(struct lfs_inode *i, struct stat *attr, int to_set, str
 	return 0;
 }
 
+static bool is_times_flush(struct lfs_inode *i, const struct stat *attr, int to_set)
+{
+	struct stat st;
+	if (to_set & ~(FUSE_SET_ATTR_CTIME | FUSE_SET_ATTR_MTIME))
+		return false;
+	inode_rdlock(i);
+	int rc = stat_inode(i, &st);
+	pthread_rwlock_unlock(&i->rw);
+	return rc == 0 && st.st_mtim.tv_sec == attr->st_mtim.tv_sec &&
+	       st.st_mtim.tv_nsec == attr->st_mtim.tv_nsec;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
 	struct lfs_inode *i = ino_to_inode(ino);
+	struct stat st;
+	/* With the writeback cache the kernel passes on the times it keeps
+	 * itself (after an unlink, link or rename, at close): ctime cannot
+	 * be set and an unchanged mtime changes nothing, so nothing is
+	 * copied up for them. */
+	if (!(to_set & ~FUSE_SET_ATTR_CTIME) || (lfs.writeback && is_times_flush(i, attr, to_set))) {
+		reply_attr_of(req, i);
+		return;
+	}
 	unsigned flags = COPYUP_DATA | COPYUP_ORIGIN;
 	if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0)
 		flags &= ~COPYUP_DATA;
 	int rc = copy_up(i, flags);
-	struct stat st;
 	if (rc == 0) {
 		inode_rdlock(i);
 		rc = apply_setattr(i, attr, to_set, fi);
