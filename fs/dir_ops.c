@@ -592,13 +592,13 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		if (rc)
 			goto out;
 	}
-	/* as the kernel: after the emptiness check, before any change */
-	if (src_moves_lower_dir &&
-	    (rc = redirect_target(si, samedir, src_redirect, sizeof src_redirect)))
-		goto out;
-	if (dst_moves_lower_dir &&
-	    (rc = redirect_target(di, samedir, dst_redirect, sizeof dst_redirect)))
-		goto out;
+	/* The redirects' paths are taken now; one too long fails the rename
+	 * only when it is set, after the copy-ups and the source's redirect,
+	 * as the kernel orders it (what it copied up stays copied up). */
+	int src_redirect_rc = src_moves_lower_dir ?
+		redirect_target(si, samedir, src_redirect, sizeof src_redirect) : 0;
+	int dst_redirect_rc = dst_moves_lower_dir ?
+		redirect_target(di, samedir, dst_redirect, sizeof dst_redirect) : 0;
 	rc = copy_up(si, COPYUP_DATA | COPYUP_ORIGIN);
 	if (rc == 0 && (flags & RENAME_EXCHANGE))
 		rc = copy_up(di, COPYUP_DATA | COPYUP_ORIGIN);
@@ -614,9 +614,9 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		rc = pfd < 0 ? pfd : npfd;
 		goto out;
 	}
-	if (src_moves_lower_dir && (rc = set_dir_redirect(si, src_redirect)))
+	if (src_moves_lower_dir && ((rc = src_redirect_rc) || (rc = set_dir_redirect(si, src_redirect))))
 		goto out;
-	if (dst_moves_lower_dir && (rc = set_dir_redirect(di, dst_redirect)))
+	if (dst_moves_lower_dir && ((rc = dst_redirect_rc) || (rc = set_dir_redirect(di, dst_redirect))))
 		goto out;
 	/* a directory of the upper alone, moved into a merged parent, must
 	 * not merge with what a lower has under its new name: opaque, as

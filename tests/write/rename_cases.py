@@ -28,6 +28,18 @@ def base(B):
     B.dir(1, "e2")
 
 
+LONG = "L" * 252
+
+
+def long_redirect(B):
+    """A lower hard link and a lower dir beside a lower dir whose path makes
+    a redirect longer than the kernel's 256 bytes."""
+    B.file(0, "i/f", "x\n", mode=0o4755, uid=1, gid=1000)
+    B.hardlink(0, "i/f2", "i/f")
+    B.file(0, "i/dir2/a", "a\n")
+    B.file(0, "i/dir/" + LONG + "/lib", "l\n")
+
+
 CASES = [
     Scenario("file-lower", base,
              [O.rename("f", "f2"), O.ustat("f", UA + ("rdev",)), O.ustat("f2", UA),
@@ -150,6 +162,15 @@ CASES = [
               O.rename("f", "f2"), O.rename("e", "e3"), O.listdir("")],
              lfs_opts=["redirect_dir=off"], k_opts=["redirect_dir=off"],
              desc="redirect_dir=off: EXDEV for dirs with lower copies"),
+    # The kernel copies up both sides (and sets the source's redirect)
+    # before the too-long redirect fails the rename with EXDEV: the
+    # hard link is broken and the copies stay.
+    Scenario("exchange-long-redirect-copies-up-first", long_redirect,
+             [O.renameat2("i/f", "i/dir/" + LONG, EXCHANGE), O.stat("i/f"), O.stat("i/f2"),
+              O.ulist("i"), O.ulist("i/dir")]),
+    Scenario("exchange-long-redirect-source-redirect-stays", long_redirect,
+             [O.renameat2("i/dir2", "i/dir/" + LONG, EXCHANGE), O.ulist("i"), O.ulist("i/dir"),
+              O.listdir("i/dir2")]),
     Scenario("redirect-off-copied-up-dir", base,
              [O.chmod("d", 0o755), O.rename("d", "d2"), O.create("e/x", "x"),
               O.rename("e", "e3")],
