@@ -113,7 +113,7 @@ static bool has_xattr_whiteouts(int dirfd)
 }
 
 static int list_one_copy(const struct layer_stack *s, const struct layer_copy *c, bool more_below,
-			 struct dir_listing *l, size_t *cap, struct name_set *ns)
+			 bool xwh, struct dir_listing *l, size_t *cap, struct name_set *ns)
 {
 	bool upper = stack_is_upper(s, c->layer);
 	/* listing a lower layer must not change it, atime included */
@@ -123,7 +123,6 @@ static int list_one_copy(const struct layer_stack *s, const struct layer_copy *c
 		dfd = openat(c->fd, ".", flags);
 	if (dfd < 0)
 		return -errno;
-	bool xwh = has_xattr_whiteouts(c->fd);
 	char buf[32768];
 
 	for (;;) {
@@ -179,9 +178,15 @@ int list_merged_dir(const struct layer_stack *s, const struct layer_copy *copies
 	int rc = 0;
 
 	memset(out, 0, sizeof *out);
+	/* As the kernel: a merged directory one of whose copies is marked
+	 * opaque=x is looked through for xattr whiteouts in every copy (a
+	 * lookup finds them anywhere; a listing must not show those names). */
+	bool xwh = false;
+	for (unsigned i = 0; i < ncopies && !xwh; i++)
+		xwh = has_xattr_whiteouts(copies[i].fd);
 	set_init(&ns, 64);
 	for (unsigned i = 0; i < ncopies && rc == 0; i++)
-		rc = list_one_copy(s, &copies[i], i + 1 < ncopies, out, &cap, &ns);
+		rc = list_one_copy(s, &copies[i], i + 1 < ncopies, xwh, out, &cap, &ns);
 	set_free(&ns);
 	if (rc)
 		dir_listing_free(out);
