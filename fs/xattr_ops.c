@@ -129,11 +129,11 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	struct lfs_inode *i = ino_to_inode(ino);
 	char nb[XATTR_NAME_MAX + 16];
 	const char *sname = stored_name(name, nb, sizeof nb);
-	if (!sname) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
+	/* copied up first, as the kernel copies up before it asks the
+	 * upper: only then is a private name refused */
 	int rc = copy_up(i, COPYUP_DATA | COPYUP_ORIGIN);
+	if (rc == 0 && !sname)
+		rc = -EPERM;
 	if (rc == 0) {
 		inode_rdlock(i);
 		if (fd_setxattr(i->copies[0].fd, sname, value, size, flags) < 0)
