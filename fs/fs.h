@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../layers/dirlist.h"
 #include "../layers/lookup.h"
 #include "../layers/options.h"
 #include "../layers/stack.h"
@@ -44,6 +45,9 @@ struct lfs_inode {
 	_Atomic bool recent;      /* used since the last eviction sweep */
 	bool pinned;              /* no name leads to it any more: keep the fds */
 	_Atomic uint32_t data_gen;/* bumped when copies[0] changes to a new object */
+	/* a deep directory's lower names (dirlist.h), made at its first
+	 * lookup; lowers never change, so it lives as long as the inode */
+	_Atomic(struct name_index *) lower_index;
 	struct lfs_inode *parent; /* tree_lock */
 	char *name;               /* tree_lock */
 };
@@ -118,6 +122,9 @@ int stat_inode(struct lfs_inode *i, struct stat *st); /* caller holds i->rw */
 /* Turns the top copy's stat into what the merged inode shows. */
 void merged_stat(const struct lfs_inode *i, struct stat *st);
 int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_param *e);
+/* do_lookup for a name a listing of the parent saw (see name_hint). */
+int do_lookup_hinted(struct lfs_inode *parent, const char *name, const struct name_hint *hint,
+		     struct fuse_entry_param *e);
 /* The entry for an object just made in the upper, from its O_PATH fd
  * (consumed): what do_lookup would find, without looking again. */
 int new_upper_entry(struct lfs_inode *parent, const char *name, int path_fd, struct fuse_entry_param *e);

@@ -132,6 +132,7 @@ static void maybe_free_locked(struct lfs_inode *i)
 		struct lfs_inode *parent = i->parent;
 		table_unlink(i);
 		free_copies(i);
+		name_index_free(atomic_load(&i->lower_index));
 		free(i->name);
 		pthread_rwlock_destroy(&i->rw);
 		free(i);

@@ -68,7 +68,32 @@ static int entry_from_result(struct lfs_inode *parent, const char *name, struct 
 
 int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_param *e)
 {
+	return do_lookup_hinted(parent, name, NULL, e);
+}
+
+/* The index of a directory's lower copies, made at its first lookup
+ * when there are two or more (below that a lookup costs a call or two
+ * anyway).  Caller holds dir->rw. */
+static struct name_index *lower_index_of(struct lfs_inode *dir)
+{
+	struct name_index *ix = atomic_load(&dir->lower_index);
+	unsigned first = inode_is_upper(dir) ? 1 : 0;
+	if (ix || dir->type != S_IFDIR || dir->ncopies < first + 2 || dir->copies[first].fd < 0)
+		return ix;
+	ix = name_index_build(&lfs.stack, dir->copies + first, dir->ncopies - first);
+	struct name_index *none = NULL;
+	if (ix && !atomic_compare_exchange_strong(&dir->lower_index, &none, ix)) {
+		name_index_free(ix); /* another lookup made it first */
+		ix = none;
+	}
+	return ix;
+}
+
+int do_lookup_hinted(struct lfs_inode *parent, const char *name, const struct name_hint *hint,
+		     struct fuse_entry_param *e)
+{
 	struct lookup_result r;
+	struct name_hint from_index;
 	int rc;
 
 	memset(e, 0, sizeof *e);
@@ -76,7 +101,14 @@ int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_para
 	if (strlen(name) > lfs.name_max)
 		return -ENAMETOOLONG;
 	inode_rdlock(parent);
-	rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
+	struct name_index *ix = hint ? NULL : lower_index_of(parent);
+	if (ix) {
+		/* not in the index: no lower layer can show it */
+		if (!name_index_find(ix, name, &from_index))
+			from_index = (struct name_hint){ UINT32_MAX, NULL, 0 };
+		hint = &from_index;
+	}
+	rc = layers_lookup_hinted(&lfs.stack, parent->copies, parent->ncopies, name, hint, &r);
 	pthread_rwlock_unlock(&parent->rw);
 	if (rc)
 		return rc;

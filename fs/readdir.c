@@ -122,7 +122,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			name = de->name;
 			st.st_mode = (mode_t)DTTOIF(de->type);
 			if (plus) {
-				int lr = do_lookup(dir, name, &e);
+				struct name_hint h = { de->layer, de->also, de->nalso };
+				int lr = do_lookup_hinted(dir, name, &h, &e);
 				if (lr == 0) {
 					looked_up = true;
 					st = e.attr;
