@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../cow/copyup.h"
@@ -512,6 +514,64 @@ static int rename_into_place(int pfd, const char *name, int npfd, const char *ne
 	return 0;
 }
 
+static bool dir_has_entries(int dir_opath_fd)
+{
+	int fd = reopen_fd(dir_opath_fd, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return false;
+	char buf[4096];
+	bool any = false;
+	for (long n; !any && (n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0;)
+		for (long off = 0; off < n && !any;) {
+			struct dirent64 *d = (struct dirent64 *)(buf + off);
+			off += d->d_reclen;
+			any = strcmp(d->d_name, ".") && strcmp(d->d_name, "..");
+		}
+	close(fd);
+	return any;
+}
+
+/* An upper directory that is empty in the merged view but holds
+ * whiteouts, about to be renamed over: as the kernel does first
+ * (ovl_clear_empty), it is swapped for an empty opaque directory with
+ * its mode, owner and xattrs, and the old one goes.  Done before the
+ * redirects are set, so a rename that fails there leaves what the
+ * kernel's leaves. */
+static int clear_whiteouts_dir(int npfd, const char *newname)
+{
+	int dfd = openat(npfd, newname, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno; /* only lower copies */
+	struct stat st;
+	int rc = fstat(dfd, &st) < 0 ? -errno : 0;
+	if (rc || !dir_has_entries(dfd)) {
+		close(dfd);
+		return rc;
+	}
+	char tmp[24], p[32];
+	workdir_tmpname(tmp);
+	int nfd = -1;
+	if (mkdirat(lfs.stack.work_fd, tmp, 0700) < 0 ||
+	    (nfd = openat(lfs.stack.work_fd, tmp, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC)) < 0)
+		rc = -errno;
+	snprintf(p, sizeof p, "/proc/self/fd/%d", nfd);
+	if (rc == 0 && (fchownat(nfd, "", st.st_uid, st.st_gid, AT_EMPTY_PATH) < 0 ||
+			chmod(p, st.st_mode & 07777) < 0))
+		rc = -errno;
+	if (rc == 0)
+		rc = copy_xattrs(dfd, nfd);
+	if (rc == 0)
+		rc = set_opaque(&lfs.stack, nfd);
+	if (rc == 0 && renameat2(lfs.stack.work_fd, tmp, npfd, newname, RENAME_EXCHANGE) < 0)
+		rc = -errno;
+	/* the old directory when exchanged, else the unused new one */
+	remove_tree_at(lfs.stack.work_fd, tmp);
+	if (nfd >= 0)
+		close(nfd);
+	close(dfd);
+	return rc;
+}
+
 static int mark_opaque(struct lfs_inode *dir)
 {
 	inode_rdlock(dir);
@@ -614,6 +674,9 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		rc = pfd < 0 ? pfd : npfd;
 		goto out;
 	}
+	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE) && !dst_pure_upper &&
+	    (rc = clear_whiteouts_dir(npfd, newname)))
+		goto out;
 	if (src_moves_lower_dir && ((rc = src_redirect_rc) || (rc = set_dir_redirect(si, src_redirect))))
 		goto out;
 	if (dst_moves_lower_dir && ((rc = dst_redirect_rc) || (rc = set_dir_redirect(di, dst_redirect))))

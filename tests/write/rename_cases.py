@@ -171,6 +171,13 @@ CASES = [
     Scenario("exchange-long-redirect-source-redirect-stays", long_redirect,
              [O.renameat2("i/dir2", "i/dir/" + LONG, EXCHANGE), O.ulist("i"), O.ulist("i/dir"),
               O.listdir("i/dir2")]),
+    # Renaming over an upper dir that holds only whiteouts: the kernel
+    # first swaps it for an empty opaque dir, then the too-long redirect
+    # fails; the swap stays (parent mtime, opaque, no origin).
+    Scenario("over-whiteouts-dir-then-long-redirect", lambda B: (
+                 B.file(0, "p/w/x", "x\n"), B.file(0, "qqqqq/" + LONG + "/k", "k\n")),
+             [O.rename("p/w/x", "p/x2"), O.rename("qqqqq/" + LONG, "p/w"), O.ulist("p"),
+              O.ustat("p/w", ("type", "mode")), O.stat("p"), O.listdir("p/w")]),
     Scenario("redirect-off-copied-up-dir", base,
              [O.chmod("d", 0o755), O.rename("d", "d2"), O.create("e/x", "x"),
               O.rename("e", "e3")],
