@@ -610,8 +610,12 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		return -EEXIST;
 	if ((flags & RENAME_EXCHANGE) && !dst.exists)
 		return -ENOENT;
-	if (dst.exists && src.st_ino == dst.st_ino)
-		return 0; /* two names of one object: rename(2) does nothing */
+	/* two names of one object: rename(2) does nothing.  Two names of a
+	 * lower hard link are two objects to the kernel (index=off): it
+	 * copies them up and goes on, and so do we. */
+	if (dst.exists && src.st_ino == dst.st_ino &&
+	    ((p == np && !strcmp(name, newname)) || src.upper || src.type == S_IFDIR))
+		return 0;
 	if (dst.exists && !(flags & RENAME_EXCHANGE)) {
 		if (src.type == S_IFDIR && dst.type != S_IFDIR)
 			return -ENOTDIR;

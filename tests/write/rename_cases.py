@@ -151,6 +151,12 @@ CASES = [
     Scenario("rename-same-name", base,
              [O.rename("f", "f"), O.rename("d", "d"), O.ulist("")],
              desc="rename onto itself: a no-op, nothing copied up"),
+    Scenario("lower-hardlinks-rename-and-exchange", lambda B: (
+                 B.file(0, "h/c", "c\n"), B.hardlink(0, "h/sub/c", "h/c"),
+                 B.hardlink(0, "h/c2", "h/c"), B.hardlink(0, "h/c3", "h/c")),
+             [O.renameat2("h/c", "h/sub/c", EXCHANGE), O.stat("h/c"), O.stat("h/sub/c"),
+              O.rename("h/c2", "h/c3"), O.listdir("h"), O.stat("h/c3"), O.ulist("h")],
+             desc="two names of a lower hard link are two objects (index=off)"),
     Scenario("hardlink-rename-same-inode", base,
              [O.create("u", "u"), O.link("u", "u2"), O.rename("u", "u2"), O.listdir(""),
               O.stat("u2")]),
