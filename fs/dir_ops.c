@@ -44,7 +44,7 @@ static int probe_name(struct lfs_inode *dir, const char *name, struct name_state
 	memset(ns, 0, sizeof *ns);
 	inode_rdlock(dir);
 	int rc = layers_lookup(&lfs.stack, dir->copies, dir->ncopies, name, &r);
-	pthread_rwlock_unlock(&dir->rw);
+	lfs_rw_unlock(&dir->rw);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc)
@@ -141,7 +141,7 @@ static bool is_merged(struct lfs_inode *dir)
 {
 	inode_rdlock(dir);
 	bool merged = dir->ncopies > 1;
-	pthread_rwlock_unlock(&dir->rw);
+	lfs_rw_unlock(&dir->rw);
 	return merged;
 }
 
@@ -264,7 +264,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 		struct lfs_inode *i = ino_to_inode(e.ino);
 		inode_rdlock(i);
 		rc = handle_wrap(i, made.io_fd, flags, fi);
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 		made.io_fd = -1;
 		if (rc)
 			inode_forget(i, 1);
@@ -290,7 +290,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 		snprintf(src, sizeof src, "/proc/self/fd/%d", i->copies[0].fd);
 		struct new_node n = { .mode = i->type, .link_src = src };
 		rc = create_name(req, np, newname, &n, NULL);
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 	}
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -303,7 +303,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 	inode_add_lookup(i);
 	inode_rdlock(i);
 	rc = stat_inode(i, &e.attr);
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	e.ino = (fuse_ino_t)(uintptr_t)i;
 	if (rc) {
 		inode_forget(i, 1);
@@ -360,11 +360,11 @@ static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
 		if (child) {
 			inode_rdlock(child);
 			rc = merged_dir_is_empty(&lfs.stack, child->copies, child->ncopies);
-			pthread_rwlock_unlock(&child->rw);
+			lfs_rw_unlock(&child->rw);
 		} else {
 			inode_rdlock(parent);
 			rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
-			pthread_rwlock_unlock(&parent->rw);
+			lfs_rw_unlock(&parent->rw);
 			if (rc == 0) {
 				rc = merged_dir_is_empty(&lfs.stack, r.copies, r.ncopies);
 				lookup_result_free(&r);
@@ -393,7 +393,7 @@ static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
 		if (child && rc == 0)
 			child->pinned = true;
 		if (child)
-			pthread_rwlock_unlock(&child->rw);
+			lfs_rw_unlock(&child->rw);
 	}
 	if (pfd >= 0)
 		close(pfd);
@@ -422,14 +422,14 @@ static int lower_path_of(struct lfs_inode *i, char *buf, size_t len)
 	inode_rdlock(i);
 	unsigned k = inode_is_upper(i) ? 1 : 0;
 	if (k >= i->ncopies) {
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 		return -ENOENT;
 	}
 	snprintf(p, sizeof p, "/proc/self/fd/%d", i->copies[k].fd);
 	ssize_t n = readlink(p, full, sizeof full - 1);
 	snprintf(p, sizeof p, "/proc/self/fd/%d", lfs.stack.layers[i->copies[k].layer].root_fd);
 	ssize_t m = readlink(p, root, sizeof root - 1);
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (n < 0 || m < 0)
 		return -EXDEV;
 	full[n] = root[m] = '\0';
@@ -459,7 +459,7 @@ static int redirect_target(struct lfs_inode *dir, bool samedir, char *target, si
 		char cur[PATH_MAX];
 		inode_rdlock(dir);
 		int has = inode_is_upper(dir) ? read_redirect(dir->copies[0].fd, cur, sizeof cur) : 0;
-		pthread_rwlock_unlock(&dir->rw);
+		lfs_rw_unlock(&dir->rw);
 		if (has <= 0 || cur[0] != '/') {
 			const char *slash = strrchr(path, '/');
 			t = slash ? slash + 1 : path;
@@ -475,7 +475,7 @@ static int set_dir_redirect(struct lfs_inode *dir, const char *target)
 {
 	inode_rdlock(dir);
 	int rc = set_redirect(&lfs.stack, dir->copies[0].fd, target);
-	pthread_rwlock_unlock(&dir->rw);
+	lfs_rw_unlock(&dir->rw);
 	return rc;
 }
 
@@ -576,7 +576,7 @@ static int mark_opaque(struct lfs_inode *dir)
 {
 	inode_rdlock(dir);
 	int rc = set_opaque(&lfs.stack, dir->copies[0].fd);
-	pthread_rwlock_unlock(&dir->rw);
+	lfs_rw_unlock(&dir->rw);
 	return rc;
 }
 
@@ -585,7 +585,7 @@ static bool has_origin(struct lfs_inode *i)
 	char v;
 	inode_rdlock(i);
 	bool has = ovl_getxattr(i->copies[0].fd, "origin", &v, 0) >= 0;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	return has;
 }
 
@@ -652,7 +652,7 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE) && !dst_pure_upper) {
 		inode_rdlock(di);
 		rc = merged_dir_is_empty(&lfs.stack, di->copies, di->ncopies);
-		pthread_rwlock_unlock(&di->rw);
+		lfs_rw_unlock(&di->rw);
 		if (rc)
 			goto out;
 	}

@@ -64,7 +64,7 @@ int handle_open(struct lfs_inode *i, int flags, struct fuse_file_info *fi)
 	inode_rdlock(i);
 	int fd = reopen_for_io(i, flags);
 	int rc = fd < 0 ? fd : handle_wrap(i, fd, flags, fi);
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	return rc;
 }
 
@@ -79,7 +79,7 @@ static int handle_fd(struct lfs_handle *h)
 		inode_rdlock(i);
 		int fd = reopen_for_io(i, h->flags);
 		uint32_t gen = atomic_load(&i->data_gen);
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 		if (fd >= 0) {
 			/* dup2 keeps h->fd valid for readers racing with us */
 			dup3(fd, h->fd, O_CLOEXEC);

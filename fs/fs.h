@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rwlock.h"
 #include "../layers/dirlist.h"
 #include "../layers/lookup.h"
 #include "../layers/options.h"
@@ -32,7 +33,7 @@ struct lfs_inode {
 	uint64_t nlookup;         /* kernel references (table_lock) */
 	uint32_t refs;            /* children pointing here + transient holds (table_lock) */
 	uint32_t type;            /* S_IFMT of the object */
-	pthread_rwlock_t rw;
+	struct lfs_rwlock rw;
 	struct layer_copy one;    /* storage when there is a single copy */
 	/* top first: copies[0] is the upper once copied up.  The fds are a
 	 * cache: an idle inode gives them back (copies[0].fd == -1) and the
@@ -96,7 +97,7 @@ void inode_forget(struct lfs_inode *i, uint64_t n);
 struct lfs_inode *inode_find_named(uint64_t st_ino, struct lfs_inode *parent, const char *name);
 void inode_add_lookup(struct lfs_inode *i);
 /* Take i->rw with the copies' fds present (reloaded if they were given
- * back); release with pthread_rwlock_unlock().  If the object cannot be
+ * back); release with lfs_rw_unlock().  If the object cannot be
  * found again the copies stay closed (fd -1) and calls on them fail. */
 void inode_rdlock(struct lfs_inode *i);
 void inode_wrlock(struct lfs_inode *i);

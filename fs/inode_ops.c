@@ -56,7 +56,7 @@ static int entry_from_result(struct lfs_inode *parent, const char *name, struct 
 	} else {
 		inode_rdlock(i);
 		rc = stat_inode(i, &e->attr);
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 	}
 	if (rc) {
 		inode_forget(i, 1);
@@ -109,7 +109,7 @@ int do_lookup_hinted(struct lfs_inode *parent, const char *name, const struct na
 		hint = &from_index;
 	}
 	rc = layers_lookup_hinted(&lfs.stack, parent->copies, parent->ncopies, name, hint, &r);
-	pthread_rwlock_unlock(&parent->rw);
+	lfs_rw_unlock(&parent->rw);
 	if (rc)
 		return rc;
 	return entry_from_result(parent, name, &r, merged_ino(&lfs.stack, &r, false), e);
@@ -170,7 +170,7 @@ static void reply_attr_of(fuse_req_t req, struct lfs_inode *i)
 	struct stat st;
 	inode_rdlock(i);
 	int rc = stat_inode(i, &st);
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -243,7 +243,7 @@ static bool is_times_flush(struct lfs_inode *i, const struct stat *attr, int to_
 		return false;
 	inode_rdlock(i);
 	int rc = stat_inode(i, &st);
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	return rc == 0 && st.st_mtim.tv_sec == attr->st_mtim.tv_sec &&
 	       st.st_mtim.tv_nsec == attr->st_mtim.tv_nsec;
 }
@@ -270,7 +270,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		rc = apply_setattr(i, attr, to_set, fi);
 		if (rc == 0)
 			rc = stat_inode(i, &st);
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 	}
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -285,7 +285,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	inode_rdlock(i);
 	ssize_t n = readlinkat(i->copies[0].fd, "", buf, sizeof buf - 1);
 	int e = errno;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (n < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -317,7 +317,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	struct stat st;
 	inode_rdlock(i);
 	int rc = stat_inode(i, &st);
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;

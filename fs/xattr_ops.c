@@ -67,7 +67,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	inode_rdlock(i);
 	ssize_t n = fd_getxattr(i->copies[0].fd, sname, buf, size);
 	int e = errno;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (n < 0)
 		fuse_reply_err(req, e);
 	else if (size == 0)
@@ -96,7 +96,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		}
 	}
 	int e = errno;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (n < 0) {
 		free(raw);
 		fuse_reply_err(req, e);
@@ -138,7 +138,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		inode_rdlock(i);
 		if (fd_setxattr(i->copies[0].fd, sname, value, size, flags) < 0)
 			rc = -errno;
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 	}
 	fuse_reply_err(req, -rc);
 }
@@ -156,7 +156,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	inode_rdlock(i);
 	ssize_t has = fd_getxattr(i->copies[0].fd, sname, NULL, 0);
 	int e = errno;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (has < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -166,7 +166,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		inode_rdlock(i);
 		if (fd_removexattr(i->copies[0].fd, sname) < 0)
 			rc = -errno;
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 	}
 	fuse_reply_err(req, -rc);
 }
