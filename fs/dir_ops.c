@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "../cow/copyup.h"
@@ -315,7 +316,11 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 
 /* Moves NAME out of the upper dir: renamed into the workdir and removed
  * there, leaving a whiteout in the same step when lower layers need one. */
-static int remove_upper_name(int pfd, const char *name, bool whiteout, bool is_dir)
+/* For unlink and rmdir, the kernel makes the whiteout in the workdir and
+ * swaps it in (so it takes no group from a set-group-ID parent); a
+ * rename leaves the upper filesystem's own (RENAME_WHITEOUT): swapped_in
+ * says which. */
+static int remove_upper_name(int pfd, const char *name, bool whiteout, bool is_dir, bool swapped_in)
 {
 	char tmp[24];
 	if (!whiteout && !is_dir)
@@ -323,6 +328,16 @@ static int remove_upper_name(int pfd, const char *name, bool whiteout, bool is_d
 	if (!whiteout && unlinkat(pfd, name, AT_REMOVEDIR) == 0)
 		return 0;
 	workdir_tmpname(tmp);
+	if (whiteout && swapped_in && lfs.stack.can_mknod_whiteout &&
+	    mknodat(lfs.stack.work_fd, tmp, S_IFCHR | 0, makedev(0, 0)) == 0) {
+		if (renameat2(lfs.stack.work_fd, tmp, pfd, name, RENAME_EXCHANGE) == 0) {
+			remove_tree_at(lfs.stack.work_fd, tmp); /* the removed object now */
+			return 0;
+		}
+		int e = errno;
+		unlinkat(lfs.stack.work_fd, tmp, 0);
+		return -e;
+	}
 	unsigned flags = whiteout ? RENAME_WHITEOUT : 0;
 	if (renameat2(pfd, name, lfs.stack.work_fd, tmp, flags) < 0) {
 		if (!whiteout || (errno != EINVAL && errno != EPERM))
@@ -386,7 +401,7 @@ static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
 			inode_wrlock(child);
 		bool upper = child ? inode_is_upper(child) : ns.upper;
 		if (upper)
-			rc = remove_upper_name(pfd, name, need_whiteout, rmdir);
+			rc = remove_upper_name(pfd, name, need_whiteout, rmdir, true);
 		else
 			rc = make_whiteout(&lfs.stack, pfd, name);
 		/* an open file of that name lives on by its fds alone */
@@ -498,7 +513,7 @@ static int rename_into_place(int pfd, const char *name, int npfd, const char *ne
 			return -errno;
 		if (dst_whiteout)
 			return need_whiteout || unlinkat(pfd, name, 0) == 0 ? 0 : -errno;
-		return remove_upper_name(pfd, name, need_whiteout, true);
+		return remove_upper_name(pfd, name, need_whiteout, true, false);
 	}
 	unsigned rflags = need_whiteout && lfs.stack.can_mknod_whiteout ? RENAME_WHITEOUT : 0;
 	if (renameat2(pfd, name, npfd, newname, rflags) < 0)

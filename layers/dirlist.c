@@ -158,13 +158,14 @@ static int list_one_copy(const struct layer_stack *s, const struct layer_copy *c
 				struct stat st;
 				if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 				    is_whiteout_entry(dfd, name, &st)) {
-					if (!upper && S_ISREG(st.st_mode))
+					int64_t prev = claim(ns, l, name, HIDDEN_IDX);
+					if (prev >= 0)
+						note_again(l, prev, c->layer);
+					/* as the kernel: a lower xattr whiteout whose
+					 * name no layer above has counts as an entry
+					 * when emptiness is checked */
+					if (prev == -1 && !upper && S_ISREG(st.st_mode))
 						l->lower_xwhiteouts++;
-					if (more_below) {
-						int64_t prev = claim(ns, l, name, HIDDEN_IDX);
-						if (prev >= 0)
-							note_again(l, prev, c->layer);
-					}
 					continue;
 				}
 			}
