@@ -305,7 +305,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 	inode_rdlock(i);
 	rc = stat_inode(i, &e.attr);
 	lfs_rw_unlock(&i->rw);
-	e.ino = (fuse_ino_t)(uintptr_t)i;
+	e.ino = inode_to_ino(i);
 	if (rc) {
 		inode_forget(i, 1);
 		fuse_reply_err(req, -rc);
@@ -714,6 +714,14 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 			rc = -errno;
 	} else {
 		rc = rename_into_place(pfd, name, npfd, newname, name_in_lower(p, name), dst_pure_upper);
+	}
+	/* a failed rename can still have touched the parents (ext4 sets the
+	 * source dir's times when RENAME_WHITEOUT fails); the kernel keeps
+	 * their attributes after a failure, so they must go */
+	if (rc) {
+		inode_inval_attrs(p);
+		if (np != p)
+			inode_inval_attrs(np);
 	}
 	if (rc == 0 && !samedir && (src.has_lower_copies || has_origin(si)))
 		mark_impure(npfd);

@@ -86,6 +86,10 @@ extern struct lfs lfs;
 /* ---- inode table (inode.c) ---- */
 void inode_table_init(void);
 struct lfs_inode *ino_to_inode(fuse_ino_t ino);
+/* The number the kernel knows the inode by (the root is FUSE_ROOT_ID). */
+fuse_ino_t inode_to_ino(const struct lfs_inode *i);
+/* Drops the kernel's cached attributes of i (never waits on a request). */
+void inode_inval_attrs(const struct lfs_inode *i);
 /* Finds or makes the inode for a lookup result (consumes r's fds); adds
  * one kernel reference; the inode's parent/name are set when new. */
 struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,

@@ -70,6 +70,19 @@ struct lfs_inode *ino_to_inode(fuse_ino_t ino)
 	return ino == FUSE_ROOT_ID ? lfs.root : (struct lfs_inode *)(uintptr_t)ino;
 }
 
+fuse_ino_t inode_to_ino(const struct lfs_inode *i)
+{
+	return i == lfs.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)i;
+}
+
+void inode_inval_attrs(const struct lfs_inode *i)
+{
+	/* offset -1: attributes only, no page cache, so this cannot wait on
+	 * the request being served */
+	if (lfs.se)
+		fuse_lowlevel_notify_inval_inode(lfs.se, inode_to_ino(i), -1, 0);
+}
+
 /* fds held by the copies of inodes other than the root, and how many
  * may be held before idle inodes give theirs back */
 static _Atomic long copy_fds;

@@ -62,7 +62,7 @@ static int entry_from_result(struct lfs_inode *parent, const char *name, struct 
 		inode_forget(i, 1);
 		return rc;
 	}
-	e->ino = (fuse_ino_t)(uintptr_t)i;
+	e->ino = inode_to_ino(i);
 	return 0;
 }
 

@@ -111,8 +111,8 @@ int copy_up(struct lfs_inode *i, unsigned flags)
 		 * link its own number and count: the kernel's cached attributes
 		 * must go (no page cache is touched, so this cannot wait on the
 		 * request we are serving) */
-		if (attrs_changed && i != lfs.root && lfs.se)
-			fuse_lowlevel_notify_inval_inode(lfs.se, (fuse_ino_t)(uintptr_t)i, -1, 0);
+		if (attrs_changed)
+			inode_inval_attrs(i);
 		close(pfd);
 		inode_release(parent);
 		free(name);

@@ -184,6 +184,12 @@ CASES = [
                  B.file(0, "p/w/x", "x\n"), B.file(0, "qqqqq/" + LONG + "/k", "k\n")),
              [O.rename("p/w/x", "p/x2"), O.rename("qqqqq/" + LONG, "p/w"), O.ulist("p"),
               O.ustat("p/w", ("type", "mode")), O.stat("p"), O.listdir("p/w")]),
+    # A failed RENAME_WHITEOUT still sets the source dir's times (ext4):
+    # the mount must show them, as the kernel's does.
+    Scenario("enotempty-rename-parent-times", lambda B: (
+                 B.file(0, "src/sub/p/.dot", "x\n"), B.dir(0, "t")),
+             [O.mkdir("t/sub"), O.mkdir("t/sub/p"), O.mknod_fifo("src/sub/p/h"),
+              O.rename("src/sub", "t/sub"), O.stat("src"), O.stat("t")]),
     Scenario("redirect-off-copied-up-dir", base,
              [O.chmod("d", 0o755), O.rename("d", "d2"), O.create("e/x", "x"),
               O.rename("e", "e3")],
