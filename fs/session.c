@@ -19,13 +19,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
 	unsigned want = FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_ATOMIC_O_TRUNC |
-			FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS |
-			FUSE_CAP_READDIRPLUS_AUTO;
+			FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS;
 	/* ACLs are enforced by the kernel, as on kernel overlay; that needs
 	 * default_permissions, which is our default as root */
 	if (lfs.posix_acl)
 		want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
 	conn->want |= want & conn->capable;
+	/* READDIRPLUS for every chunk of a listing, not just the first: a
+	 * walk then costs a request per page of entries, not one per entry */
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 	lfs.kernel_skips_umask = (conn->want & FUSE_CAP_POSIX_ACL) != 0;
 	/* locks stay in the kernel, as for any FUSE mount without lock ops */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
