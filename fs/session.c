@@ -1,6 +1,6 @@
 /* session.c - mount, serve, unmount: builds the libfuse session from the
  * options, detaches into the background once the mount is live, and runs
- * the multi-threaded request loop until unmounted or signalled.
+ * the request loop (loop.c) until unmounted or signalled.
  */
 #define _GNU_SOURCE
 #include "fs.h"
@@ -155,13 +155,7 @@ int lfs_run(struct lfs_options *o)
 		fuse_session_unmount(lfs.se);
 		goto out_signals;
 	}
-	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(cfg, o->threads ? o->threads : 16);
-	fuse_loop_cfg_set_idle_threads(cfg, o->threads ? o->threads : 8);
-	/* negative: an error; positive: the signal that stopped us, which
-	 * is the normal way out */
-	rc = fuse_session_loop_mt(lfs.se, cfg) < 0;
-	fuse_loop_cfg_destroy(cfg);
+	rc = lfs_loop(lfs.se, o->threads ? o->threads : 16) < 0;
 	fuse_session_unmount(lfs.se);
 out_signals:
 	fuse_remove_signal_handlers(lfs.se);
