@@ -47,7 +47,10 @@ tar_listing() {
 import sys, tarfile
 with tarfile.open(sys.argv[1]) as t:
     for m in t:
-        x = ",".join("%s=%s" % (k[len("SCHILY.xattr."):], v)
+        def val(v):
+            b = v.encode("utf-8", "surrogateescape")
+            return v if all(32 < c < 127 for c in b) else "0x" + b.hex()
+        x = ",".join("%s=%s" % (k[len("SCHILY.xattr."):], val(v))
                      for k, v in sorted(m.pax_headers.items()) if k.startswith("SCHILY.xattr."))
         print(m.name, m.type.decode(), "%04o" % m.mode, m.uid, m.gid, m.size, m.linkname or "-", x or "-", sep=" ")
 PY

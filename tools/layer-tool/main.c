@@ -121,7 +121,7 @@ static int commit_to_file(struct commit_opts *o)
 	free(basecopy);
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		lt_err("cannot create '%s': %s", tmp, strerror(errno));
+		lt_err("cannot create '%s' (a temporary file beside it): %s", o->output, strerror(errno));
 		free(tmp);
 		return 1;
 	}

@@ -411,13 +411,8 @@ int image_append(const struct commit_opts *o)
 		goto out;
 	if (o->from && parse_ref(o->from, &fr, true))
 		goto out;
-	lfd = open_layout(ir.dir, true);
-	if (lfd < 0)
-		goto out;
-	ix = load_index(lfd, ir.dir, true);
-	if (!ix)
-		goto out;
 	if (o->from) {
+		/* the base first: a bad --from must not leave a new layout */
 		ffd = open_layout(fr.dir, false);
 		if (ffd < 0)
 			goto out;
@@ -425,7 +420,14 @@ int image_append(const struct commit_opts *o)
 		json_t *d = fix ? find_desc(fix, fr.dir, fr.tag, false) : NULL;
 		if (!d || load_image(ffd, fr.dir, d, &base))
 			goto out;
-	} else {
+	}
+	lfd = open_layout(ir.dir, true);
+	if (lfd < 0)
+		goto out;
+	ix = load_index(lfd, ir.dir, true);
+	if (!ix)
+		goto out;
+	if (!o->from) {
 		json_t *d = find_desc(ix, ir.dir, ir.tag, true);
 		if (d && load_image(lfd, ir.dir, d, &base))
 			goto out;
