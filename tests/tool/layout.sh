@@ -117,6 +117,15 @@ SOURCE_DATE_EPOCH=1000000001 lt_ok commit "$U" -o "$T/s2.tar"
 [ "$(field diff_id)" != "$s1" ] || fail "another SOURCE_DATE_EPOCH gives the same digest"
 [ "$s1" != "$(sha256sum <"$T/1.tar" | awk '{print "sha256:" $1}')" ] || fail "clamping changed nothing"
 
+check "odd names (UTF-8, not UTF-8, spaces, newlines, 255 bytes) survive commit and apply"
+N=$T/names
+mkdir -p "$N/dïr"
+echo 1 >"$N/ünïcödé" && echo 2 >"$N/"$'bin\xff\xfe' && echo 3 >"$N/space name" && echo 4 >"$N/new"$'\n'"line"
+echo 5 >"$N/dïr/$(printf 'z%.0s' $(seq 255))"
+lt_ok commit "$N" -o "$T/names.tar"
+lt_ok apply "$T/names.tar" "$T/names-out"
+snap_compare "$N" "$T/names-out" "odd names" --exclude-root
+
 check "command-line errors"
 for args in "" "frob" "commit" "commit $U" "commit $U -o x.tar --image y" "commit $U -o x.tar --compress rar" \
     "commit $U -o x.zip" "apply" "apply onlyone" "unpack x" "diff" "diff a b" "commit $U -o x.tar --mtime soon"; do

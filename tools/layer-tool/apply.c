@@ -564,7 +564,8 @@ int apply_layer_fd(int infd, const char *dir, const struct apply_opts *o)
 		int r = archive_read_next_header(c.a, &e);
 		if (r == ARCHIVE_EOF)
 			break;
-		if (r < ARCHIVE_WARN) {
+		/* a warning here is a malformed header libarchive skipped over */
+		if (r != ARCHIVE_OK) {
 			lt_err("%s: %s", o->what, archive_error_string(c.a) ? archive_error_string(c.a) : "bad archive");
 			goto out;
 		}

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,10 @@ int cmd_apply(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* libarchive converts names with the locale's charset: UTF-8
+	 * names must pass as they are, whatever the caller's locale */
+	if (!setlocale(LC_CTYPE, "C.UTF-8"))
+		setlocale(LC_CTYPE, "");
 	if (argc < 2)
 		usage_error("%s", "a command is needed");
 	const char *cmd = argv[1];

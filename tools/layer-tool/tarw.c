@@ -166,9 +166,9 @@ fail:
 int tarw_header(struct tarw *w, struct archive_entry *e)
 {
 	int r = archive_write_header(w->tar, e);
-	if (r == ARCHIVE_WARN)
-		return lt_err("%s: %s: %s", w->what, archive_entry_pathname(e), archive_error_string(w->tar));
-	if (r != ARCHIVE_OK)
+	/* ARCHIVE_WARN: a name that is no UTF-8, written as raw bytes
+	 * (hdrcharset=BINARY), which is what the file is called */
+	if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
 		return la_fail(w, w->tar, archive_entry_pathname(e));
 	return 0;
 }
