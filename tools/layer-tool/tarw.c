@@ -5,7 +5,9 @@
  * second libarchive writer in "raw" format, whose filter compresses
  * (gzip without a timestamp, zstd, lz4) and whose callback hashes the
  * result (the blob digest) and writes it out.  Nothing is buffered but
- * libarchive's blocks, so memory does not grow with the layer.
+ * libarchive's blocks and a small ring, so memory does not grow with the
+ * layer.  The diffID is hashed in a second thread fed from that ring:
+ * sha256 of the tar would otherwise be most of commit's CPU time.
  */
 #define _GNU_SOURCE
 #include "lt.h"
@@ -14,12 +16,108 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#define RING_SLOTS 8
+#define SLOT_SIZE 65536
+
+/* sha256 in a thread of its own, fed by copies of the tar's blocks. */
+struct hasher {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_data, cv_room;
+	char *slots[RING_SLOTS];
+	size_t lens[RING_SLOTS];
+	unsigned head, tail, count;
+	bool done, started;
+	EVP_MD_CTX *md;
+};
+
+static void *hasher_main(void *arg)
+{
+	struct hasher *h = arg;
+	pthread_mutex_lock(&h->mu);
+	for (;;) {
+		while (h->count == 0 && !h->done)
+			pthread_cond_wait(&h->cv_data, &h->mu);
+		if (h->count == 0)
+			break;
+		unsigned t = h->tail;
+		pthread_mutex_unlock(&h->mu);
+		EVP_DigestUpdate(h->md, h->slots[t], h->lens[t]);
+		pthread_mutex_lock(&h->mu);
+		h->tail = (t + 1) % RING_SLOTS;
+		h->count--;
+		pthread_cond_signal(&h->cv_room);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+static int hasher_start(struct hasher *h, EVP_MD_CTX *md)
+{
+	memset(h, 0, sizeof *h);
+	h->md = md;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv_data, NULL);
+	pthread_cond_init(&h->cv_room, NULL);
+	for (unsigned i = 0; i < RING_SLOTS; i++)
+		h->slots[i] = lt_xmalloc(SLOT_SIZE);
+	if (pthread_create(&h->th, NULL, hasher_main, h))
+		return -1;
+	h->started = true;
+	return 0;
+}
+
+static void hasher_push(struct hasher *h, const char *buf, size_t len)
+{
+	if (!h->started) {
+		EVP_DigestUpdate(h->md, buf, len);
+		return;
+	}
+	while (len) {
+		size_t n = len > SLOT_SIZE ? SLOT_SIZE : len;
+		pthread_mutex_lock(&h->mu);
+		while (h->count == RING_SLOTS)
+			pthread_cond_wait(&h->cv_room, &h->mu);
+		unsigned slot = h->head;
+		pthread_mutex_unlock(&h->mu);
+		/* the slot at head is the producer's until count says otherwise */
+		memcpy(h->slots[slot], buf, n);
+		h->lens[slot] = n;
+		pthread_mutex_lock(&h->mu);
+		h->head = (slot + 1) % RING_SLOTS;
+		h->count++;
+		pthread_cond_signal(&h->cv_data);
+		pthread_mutex_unlock(&h->mu);
+		buf += n;
+		len -= n;
+	}
+}
+
+/* Waits for every block to be hashed and ends the thread. */
+static void hasher_stop(struct hasher *h)
+{
+	if (h->started) {
+		pthread_mutex_lock(&h->mu);
+		h->done = true;
+		pthread_cond_signal(&h->cv_data);
+		pthread_mutex_unlock(&h->mu);
+		pthread_join(h->th, NULL);
+		h->started = false;
+	}
+	for (unsigned i = 0; i < RING_SLOTS; i++) {
+		free(h->slots[i]);
+		h->slots[i] = NULL;
+	}
+}
+
 struct tarw {
+	struct hasher hash;
 	struct archive *tar, *raw;
 	EVP_MD_CTX *diff_md, *blob_md;
 	int out_fd;
@@ -63,7 +161,9 @@ static la_ssize_t out_cb(struct archive *a, void *cd, const void *buf, size_t le
 		archive_set_error(a, -rc, "write: %s", strerror(-rc));
 		return -1;
 	}
-	EVP_DigestUpdate(w->blob_md, buf, len);
+	/* uncompressed, the blob is the tar: its digest is the diffID */
+	if (w->raw)
+		EVP_DigestUpdate(w->blob_md, buf, len);
 	w->blob_bytes += len;
 	return (la_ssize_t)len;
 }
@@ -71,7 +171,7 @@ static la_ssize_t out_cb(struct archive *a, void *cd, const void *buf, size_t le
 static la_ssize_t tar_cb(struct archive *a, void *cd, const void *buf, size_t len)
 {
 	struct tarw *w = cd;
-	EVP_DigestUpdate(w->diff_md, buf, len);
+	hasher_push(&w->hash, buf, len);
 	w->tar_bytes += len;
 	if (!w->raw)
 		return out_cb(a, cd, buf, len);
@@ -110,6 +210,10 @@ struct tarw *tarw_open(int out_fd, enum lt_compress c, const char *what)
 	if (!w->diff_md || !w->blob_md || !EVP_DigestInit_ex(w->diff_md, EVP_sha256(), NULL) ||
 	    !EVP_DigestInit_ex(w->blob_md, EVP_sha256(), NULL)) {
 		lt_err("sha256: cannot initialise OpenSSL digest");
+		goto fail;
+	}
+	if (hasher_start(&w->hash, w->diff_md)) {
+		lt_err("cannot start the hashing thread");
 		goto fail;
 	}
 	if (c != LT_NONE) {
@@ -205,9 +309,13 @@ int tarw_close(struct tarw *w, char diffid[72], char blob[72], uint64_t *blob_si
 		if (archive_write_finish_entry(w->raw) != ARCHIVE_OK || archive_write_close(w->raw) != ARCHIVE_OK)
 			rc = la_fail(w, w->raw, "close");
 	}
+	hasher_stop(&w->hash);
 	if (rc == 0) {
 		hex_digest(w->diff_md, diffid);
-		hex_digest(w->blob_md, blob);
+		if (w->raw)
+			hex_digest(w->blob_md, blob);
+		else
+			strcpy(blob, diffid);
 		*blob_size = w->blob_bytes;
 	}
 	tarw_abort(w);
@@ -222,6 +330,7 @@ void tarw_abort(struct tarw *w)
 		archive_write_free(w->tar);
 	if (w->raw)
 		archive_write_free(w->raw);
+	hasher_stop(&w->hash);
 	EVP_MD_CTX_free(w->diff_md);
 	EVP_MD_CTX_free(w->blob_md);
 	free(w);
