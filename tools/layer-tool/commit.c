@@ -239,7 +239,8 @@ static int emit_merged_children(struct cctx *c, const struct layer_copy *copies,
 	int rc = list_merged_dir(&c->M, copies, ncopies, &l);
 	if (rc < 0)
 		return lt_err("%s/%s: listing: %s", c->upper, c->path.s, strerror(-rc));
-	qsort(l.entries, l.n, sizeof *l.entries, cmp_dirent);
+	if (l.n > 1)
+		qsort(l.entries, l.n, sizeof *l.entries, cmp_dirent);
 	size_t base = c->path.len;
 	for (size_t i = 0; i < l.n && rc == 0; i++) {
 		struct lookup_result r;
@@ -352,7 +353,8 @@ static int walk_upper_dir(struct cctx *c, int dirfd, const struct stat *dirst)
 		opaque = is_opaque_dir(dirfd);
 	/* whiteouts first; in an opaque directory they hide nothing */
 	if (rc == 0 && !opaque && nwh) {
-		qsort(wh, nwh, sizeof *wh, cmp_str);
+		if (nwh > 1)
+			qsort(wh, nwh, sizeof *wh, cmp_str);
 		for (size_t i = 0; i < nwh && rc == 0; i++) {
 			if (i && !strcmp(wh[i], wh[i - 1]))
 				continue;

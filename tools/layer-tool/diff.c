@@ -73,7 +73,8 @@ static int all_added(struct dctx *c, struct layer_stack *s, const struct layer_c
 	int rc = list_merged_dir(s, cp, n, &l);
 	if (rc < 0)
 		return lt_err("%s%s: listing: %s", c->upper, c->path.s, strerror(-rc));
-	qsort(l.entries, l.n, sizeof *l.entries, cmp_dirent);
+	if (l.n > 1)
+		qsort(l.entries, l.n, sizeof *l.entries, cmp_dirent);
 	size_t base = c->path.len;
 	for (size_t i = 0; i < l.n && rc == 0; i++) {
 		struct lookup_result r;
@@ -180,8 +181,10 @@ static int compare_full(struct dctx *c, const struct layer_copy *mc, unsigned mn
 		dir_listing_free(&lm);
 		return lt_err("%s%s: listing the lowers: %s", c->upper, c->path.s, strerror(-rc));
 	}
-	qsort(lm.entries, lm.n, sizeof *lm.entries, cmp_dirent);
-	qsort(lb.entries, lb.n, sizeof *lb.entries, cmp_dirent);
+	if (lm.n > 1)
+		qsort(lm.entries, lm.n, sizeof *lm.entries, cmp_dirent);
+	if (lb.n > 1)
+		qsort(lb.entries, lb.n, sizeof *lb.entries, cmp_dirent);
 	size_t i = 0, j = 0, base = c->path.len;
 	int changed = 0;
 	while ((i < lm.n || j < lb.n) && rc >= 0) {
@@ -439,7 +442,8 @@ int cmd_diff(int argc, char **argv)
 	}
 	if (r < 0)
 		goto out;
-	qsort(c.ch, c.nch, sizeof *c.ch, cmp_change);
+	if (c.nch > 1)
+		qsort(c.ch, c.nch, sizeof *c.ch, cmp_change);
 	if (json) {
 		json_t *a = json_array();
 		for (size_t i = 0; i < c.nch; i++) {

@@ -623,6 +623,10 @@ int cmd_unpack(int argc, char **argv)
 	json_t *layers = json_object_get(im.manifest, "layers"), *l;
 	size_t i;
 	nl = json_array_size(layers);
+	if (nl == 0) {
+		lt_err("%s: the image has no layers", ir.dir);
+		goto out;
+	}
 	json_array_foreach(layers, i, l) {
 		const char *mt = json_string_value(json_object_get(l, "mediaType"));
 		if (!mt || !layer_type_ok(mt)) {

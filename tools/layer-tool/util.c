@@ -182,7 +182,8 @@ long read_sorted_names(int dirfd, char ***names)
 		names_free(v, n);
 		return -e;
 	}
-	qsort(v, (size_t)n, sizeof *v, cmp_names);
+	if ((size_t)n > 1)
+		qsort(v, (size_t)n, sizeof *v, cmp_names);
 	*names = v;
 	return n;
 }
