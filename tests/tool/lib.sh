@@ -12,7 +12,9 @@ LT_ERR="$T/.lt.err"
 # lt ARGS...: runs layer-tool bounded; sets LT_RC, output in $LT_OUT/$LT_ERR.
 lt() {
     LT_RC=0
-    timeout -k 5 "${LT_TIMEOUT:-300}" "$LT" "$@" </dev/null >"$LT_OUT" 2>"$LT_ERR" || LT_RC=$?
+    # under UBSan (LAYERFS_SANITIZE=1) any report is a failure
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
+        timeout -k 5 "${LT_TIMEOUT:-300}" "$LT" "$@" </dev/null >"$LT_OUT" 2>"$LT_ERR" || LT_RC=$?
     return 0
 }
 
