@@ -142,6 +142,8 @@ lt_fails "lz4 in an image" commit "$U" --image "$T/img" --compress lz4
 lt_fails "no such image" unpack "$T/none:latest" "$T/dest"
 lt_fails "--from missing" commit "$U" --image "$T/img2:x" --from "$T/none:y"
 [ ! -e "$T/img2" ] || fail "a bad --from left a new layout"
+M=$T/meta && mkdir -p "$M" && echo x >"$M/f" && setfattr -n trusted.overlay.metacopy -v '' "$M/f"
+lt_fails "metacopy upper" commit "$M" -o "$T/x.tar"
 mkdir -p "$T/img3" && lt_ok commit "$U" --image "$T/img3:one"
 lt_fails "no such tag" unpack "$T/img3:two" "$T/dest"
 [ ! -e "$T/x.tar" ] || fail "failed commits left $T/x.tar"

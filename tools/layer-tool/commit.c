@@ -205,6 +205,12 @@ static int emit_object(struct cctx *c, int fd, bool opath, const struct stat *st
 		rc = lt_err("%s/%s: reading xattrs: %s", c->upper, path, strerror(-nx));
 		goto out;
 	}
+	if (x.metacopy) {
+		/* its data is in a lower layer (kernel metacopy=on), not here */
+		rc = lt_err("%s/%s: a metadata-only copy-up (overlay metacopy) is not supported; "
+			    "mount without metacopy=on", c->upper, path);
+		goto out;
+	}
 	for (size_t i = 0; i < x.n; i++)
 		archive_entry_xattr_add_entry(e, x.names[i], x.vals[i], x.lens[i]);
 	rc = tarw_header(c->w, e);

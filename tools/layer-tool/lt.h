@@ -60,6 +60,7 @@ int write_all(int fd, const void *buf, size_t len);
  * overlay-private ones left out.  Fills parallel arrays; returns the
  * count or -errno. */
 struct xattr_set {
+	bool metacopy; /* an overlay metacopy marker: the data is in a lower */
 	size_t n;
 	char **names;
 	void **vals;

@@ -266,6 +266,8 @@ int xattrs_read(int fd, bool opath, struct xattr_set *x)
 	int rc = 0;
 	for (ssize_t off = 0; off < len; off += (ssize_t)strlen(list + off) + 1) {
 		const char *nm = list + off;
+		if (!strcmp(nm, "trusted.overlay.metacopy") || !strcmp(nm, "user.overlay.metacopy"))
+			x->metacopy = true;
 		if (!xattr_in_image(nm))
 			continue;
 		ssize_t vl = opath ? fd_getxattr(fd, nm, NULL, 0) : fgetxattr(fd, nm, NULL, 0);
