@@ -22,8 +22,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RING_SLOTS 8
-#define SLOT_SIZE 65536
+/* few, large slots: each hand-over is a wake-up of the other thread */
+#define RING_SLOTS 4
+#define SLOT_SIZE (1 << 20)
 
 /* sha256 in a thread of its own, fed by copies of the tar's blocks. */
 struct hasher {
@@ -33,7 +34,8 @@ struct hasher {
 	char *slots[RING_SLOTS];
 	size_t lens[RING_SLOTS];
 	unsigned head, tail, count;
-	bool done, started;
+	size_t fill; /* bytes in the producer's slot (head), not yet handed over */
+	bool have_slot, done, started;
 	EVP_MD_CTX *md;
 };
 
@@ -73,6 +75,21 @@ static int hasher_start(struct hasher *h, EVP_MD_CTX *md)
 	return 0;
 }
 
+/* Hands the producer's slot, when it holds something, to the thread. */
+static void hasher_publish(struct hasher *h)
+{
+	if (!h->have_slot || h->fill == 0)
+		return;
+	pthread_mutex_lock(&h->mu);
+	h->lens[h->head] = h->fill;
+	h->head = (h->head + 1) % RING_SLOTS;
+	h->count++;
+	h->have_slot = false;
+	h->fill = 0;
+	pthread_cond_signal(&h->cv_data);
+	pthread_mutex_unlock(&h->mu);
+}
+
 static void hasher_push(struct hasher *h, const char *buf, size_t len)
 {
 	if (!h->started) {
@@ -80,22 +97,24 @@ static void hasher_push(struct hasher *h, const char *buf, size_t len)
 		return;
 	}
 	while (len) {
-		size_t n = len > SLOT_SIZE ? SLOT_SIZE : len;
-		pthread_mutex_lock(&h->mu);
-		while (h->count == RING_SLOTS)
-			pthread_cond_wait(&h->cv_room, &h->mu);
-		unsigned slot = h->head;
-		pthread_mutex_unlock(&h->mu);
-		/* the slot at head is the producer's until count says otherwise */
-		memcpy(h->slots[slot], buf, n);
-		h->lens[slot] = n;
-		pthread_mutex_lock(&h->mu);
-		h->head = (slot + 1) % RING_SLOTS;
-		h->count++;
-		pthread_cond_signal(&h->cv_data);
-		pthread_mutex_unlock(&h->mu);
+		if (!h->have_slot) {
+			/* the slot at head is the producer's until count says otherwise */
+			pthread_mutex_lock(&h->mu);
+			while (h->count == RING_SLOTS)
+				pthread_cond_wait(&h->cv_room, &h->mu);
+			pthread_mutex_unlock(&h->mu);
+			h->have_slot = true;
+			h->fill = 0;
+		}
+		size_t n = SLOT_SIZE - h->fill;
+		if (n > len)
+			n = len;
+		memcpy(h->slots[h->head] + h->fill, buf, n);
+		h->fill += n;
 		buf += n;
 		len -= n;
+		if (h->fill == SLOT_SIZE)
+			hasher_publish(h);
 	}
 }
 
@@ -103,6 +122,7 @@ static void hasher_push(struct hasher *h, const char *buf, size_t len)
 static void hasher_stop(struct hasher *h)
 {
 	if (h->started) {
+		hasher_publish(h);
 		pthread_mutex_lock(&h->mu);
 		h->done = true;
 		pthread_cond_signal(&h->cv_data);
