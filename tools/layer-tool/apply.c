@@ -100,18 +100,12 @@ static const char *normalize(const char *in, char *out, size_t outsz)
 		return "empty name";
 	if (*p == '/')
 		return "absolute name";
-	while (*p) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		const char *e = strchr(p, '/');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		if (len == 1 && p[0] == '.') {
-			p += len;
+	size_t len;
+	const char *cp;
+	while ((cp = next_component(&p, &len))) {
+		if (len == 1 && cp[0] == '.')
 			continue;
-		}
-		if (len == 2 && p[0] == '.' && p[1] == '.')
+		if (len == 2 && cp[0] == '.' && cp[1] == '.')
 			return "'..' in name";
 		if (len > NAME_MAX)
 			return "name component too long";
@@ -119,9 +113,8 @@ static const char *normalize(const char *in, char *out, size_t outsz)
 			return "name too long";
 		if (o)
 			out[o++] = '/';
-		memcpy(out + o, p, len);
+		memcpy(out + o, cp, len);
 		o += len;
-		p += len;
 	}
 	out[o] = '\0';
 	return NULL;
@@ -267,6 +260,24 @@ static int write_data(struct actx *c, int fd, const char *name)
 	}
 }
 
+/* Owner, xattrs, mode (chmod: not for symlinks) and times of a symlink,
+ * device or FIFO just made as name in pfd, through an O_PATH fd (*fd). */
+static int finish_special(struct actx *c, struct archive_entry *e, int pfd, const char *name, const char *raw,
+			  bool chmod, int *fd)
+{
+	*fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (*fd < 0)
+		return entry_err(c, raw, "open: %s", strerror(errno));
+	int rc = set_owner(c, e, *fd, raw);
+	if (!rc)
+		rc = set_xattrs(c, e, *fd, true, raw);
+	if (!rc && chmod && fchmodat(pfd, name, archive_entry_perm(e) & 07777, 0) < 0)
+		rc = entry_err(c, raw, "chmod: %s", strerror(errno));
+	if (!rc)
+		rc = set_times(c, e, *fd, raw);
+	return rc;
+}
+
 static int apply_entry(struct actx *c, struct archive_entry *e)
 {
 	const char *raw = archive_entry_pathname(e);
@@ -396,16 +407,7 @@ static int apply_entry(struct actx *c, struct archive_entry *e)
 			rc = entry_err(c, raw, "symlink: %s", strerror(errno));
 			break;
 		}
-		fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
-			rc = entry_err(c, raw, "open: %s", strerror(errno));
-			break;
-		}
-		rc = set_owner(c, e, fd, raw);
-		if (!rc)
-			rc = set_xattrs(c, e, fd, true, raw);
-		if (!rc)
-			rc = set_times(c, e, fd, raw);
+		rc = finish_special(c, e, pfd, name, raw, false, &fd);
 		break;
 	}
 	case AE_IFCHR:
@@ -420,18 +422,7 @@ static int apply_entry(struct actx *c, struct archive_entry *e)
 			rc = entry_err(c, raw, "mknod: %s", strerror(errno));
 			break;
 		}
-		fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
-			rc = entry_err(c, raw, "open: %s", strerror(errno));
-			break;
-		}
-		rc = set_owner(c, e, fd, raw);
-		if (!rc)
-			rc = set_xattrs(c, e, fd, true, raw);
-		if (!rc && fchmodat(pfd, name, perm, 0) < 0)
-			rc = entry_err(c, raw, "chmod: %s", strerror(errno));
-		if (!rc)
-			rc = set_times(c, e, fd, raw);
+		rc = finish_special(c, e, pfd, name, raw, true, &fd);
 		break;
 	}
 	default:

@@ -233,20 +233,13 @@ out:
 
 /* ---------------------------------------------------------- merged (redirects) */
 
-static int cmp_dirent(const void *a, const void *b)
-{
-	return strcmp(((const struct dir_entry *)a)->name, ((const struct dir_entry *)b)->name);
-}
-
 /* The children of a merged directory of M, in full. */
 static int emit_merged_children(struct cctx *c, const struct layer_copy *copies, unsigned ncopies)
 {
 	struct dir_listing l;
-	int rc = list_merged_dir(&c->M, copies, ncopies, &l);
+	int rc = list_sorted(&c->M, copies, ncopies, &l);
 	if (rc < 0)
 		return lt_err("%s/%s: listing: %s", c->upper, c->path.s, strerror(-rc));
-	if (l.n > 1)
-		qsort(l.entries, l.n, sizeof *l.entries, cmp_dirent);
 	size_t base = c->path.len;
 	for (size_t i = 0; i < l.n && rc == 0; i++) {
 		struct lookup_result r;

@@ -61,20 +61,13 @@ static void push(struct dctx *c, const char *name)
 	buf_append(&c->path, name);
 }
 
-static int cmp_dirent(const void *a, const void *b)
-{
-	return strcmp(((const struct dir_entry *)a)->name, ((const struct dir_entry *)b)->name);
-}
-
 /* Lists every entry below a merged directory of s as A. */
 static int all_added(struct dctx *c, struct layer_stack *s, const struct layer_copy *cp, unsigned n)
 {
 	struct dir_listing l;
-	int rc = list_merged_dir(s, cp, n, &l);
+	int rc = list_sorted(s, cp, n, &l);
 	if (rc < 0)
 		return lt_err("%s%s: listing: %s", c->upper, c->path.s, strerror(-rc));
-	if (l.n > 1)
-		qsort(l.entries, l.n, sizeof *l.entries, cmp_dirent);
 	size_t base = c->path.len;
 	for (size_t i = 0; i < l.n && rc == 0; i++) {
 		struct lookup_result r;
@@ -88,6 +81,17 @@ static int all_added(struct dctx *c, struct layer_stack *s, const struct layer_c
 		buf_set_len(&c->path, base);
 	}
 	dir_listing_free(&l);
+	return rc;
+}
+
+/* Everything below the current path of the merged view, as A. */
+static int added_below(struct dctx *c)
+{
+	struct lookup_result rm;
+	int rc = stack_resolve(&c->M, c->path.s, &rm);
+	if (rc == 0 && rm.ncopies)
+		rc = all_added(c, &c->M, rm.copies, rm.ncopies);
+	lookup_result_free(&rm);
 	return rc;
 }
 
@@ -173,18 +177,14 @@ static int compare_full(struct dctx *c, const struct layer_copy *mc, unsigned mn
 			unsigned bn)
 {
 	struct dir_listing lm, lb;
-	int rc = list_merged_dir(&c->M, mc, mn, &lm);
+	int rc = list_sorted(&c->M, mc, mn, &lm);
 	if (rc < 0)
 		return lt_err("%s%s: listing: %s", c->upper, c->path.s, strerror(-rc));
-	rc = list_merged_dir(&c->B, bc, bn, &lb);
+	rc = list_sorted(&c->B, bc, bn, &lb);
 	if (rc < 0) {
 		dir_listing_free(&lm);
 		return lt_err("%s%s: listing the lowers: %s", c->upper, c->path.s, strerror(-rc));
 	}
-	if (lm.n > 1)
-		qsort(lm.entries, lm.n, sizeof *lm.entries, cmp_dirent);
-	if (lb.n > 1)
-		qsort(lb.entries, lb.n, sizeof *lb.entries, cmp_dirent);
 	size_t i = 0, j = 0, base = c->path.len;
 	int changed = 0;
 	while ((i < lm.n || j < lb.n) && rc >= 0) {
@@ -316,11 +316,7 @@ static int walk(struct dctx *c, int dirfd, bool in_new, const struct layer_copy 
 				add(c, 'A');
 				changed = 1;
 				if (S_ISDIR(st.st_mode)) {
-					struct lookup_result rm;
-					rc = stack_resolve(&c->M, c->path.s, &rm);
-					if (rc == 0 && rm.ncopies)
-						rc = all_added(c, &c->M, rm.copies, rm.ncopies);
-					lookup_result_free(&rm);
+					rc = added_below(c);
 				}
 			} else if (S_ISDIR(st.st_mode) && S_ISDIR(rb.st.st_mode)) {
 				int d = differs(c, fd, &st, rb.copies[0].fd, &rb.st);
@@ -352,11 +348,7 @@ static int walk(struct dctx *c, int dirfd, bool in_new, const struct layer_copy 
 					add(c, 'C');
 					changed = 1;
 					if (S_ISDIR(st.st_mode)) {
-						struct lookup_result rm;
-						rc = stack_resolve(&c->M, c->path.s, &rm);
-						if (rc == 0 && rm.ncopies)
-							rc = all_added(c, &c->M, rm.copies, rm.ncopies);
-						lookup_result_free(&rm);
+						rc = added_below(c);
 					}
 				}
 			}

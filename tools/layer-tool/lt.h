@@ -78,6 +78,15 @@ bool digest_valid(const char *d);
 int open_lower_stack(struct layer_stack *s, const char *const *paths, size_t n);
 int split_layer_list(const char *spec, char ***out, size_t *n);
 
+/* The next '/'-separated component of *p (advanced past it), its length
+ * in *len; NULL at the end. */
+const char *next_component(const char **p, size_t *len);
+
+/* list_merged_dir() of layers/dirlist.h, names sorted (strcmp). */
+struct dir_listing;
+struct layer_copy;
+int list_sorted(const struct layer_stack *s, const struct layer_copy *copies, unsigned n, struct dir_listing *l);
+
 /* Walks PATH (relative, '/'-separated) in a stack from its root; fills
  * r (r->ncopies == 0 when absent).  Returns 0 or -1 (printed). */
 struct lookup_result;

@@ -17,6 +17,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "layers/dirlist.h"
 #include "layers/lookup.h"
 #include "layers/options.h"
 #include "layers/whiteout.h"
@@ -27,27 +28,29 @@ static bool progress_shown;
 static struct timespec progress_last;
 static const char *progress_what;
 
+static void vmessage(const char *kind, const char *fmt, va_list ap)
+{
+	progress_end();
+	fprintf(stderr, LT_PROG ": %s", kind);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 int lt_err(const char *fmt, ...)
 {
 	va_list ap;
-	progress_end();
-	fputs(LT_PROG ": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmessage("", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return -1;
 }
 
 void lt_warn(const char *fmt, ...)
 {
 	va_list ap;
-	progress_end();
-	fputs(LT_PROG ": warning: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmessage("warning: ", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 void *lt_xmalloc(size_t n)
@@ -355,6 +358,32 @@ int open_lower_stack(struct layer_stack *s, const char *const *paths, size_t n)
 	return 0;
 }
 
+const char *next_component(const char **p, size_t *len)
+{
+	const char *s = *p;
+	while (*s == '/')
+		s++;
+	if (!*s)
+		return NULL;
+	const char *e = strchr(s, '/');
+	*len = e ? (size_t)(e - s) : strlen(s);
+	*p = s + *len;
+	return s;
+}
+
+static int cmp_dirent(const void *a, const void *b)
+{
+	return strcmp(((const struct dir_entry *)a)->name, ((const struct dir_entry *)b)->name);
+}
+
+int list_sorted(const struct layer_stack *s, const struct layer_copy *copies, unsigned n, struct dir_listing *l)
+{
+	int rc = list_merged_dir(s, copies, n, l);
+	if (rc == 0 && l->n > 1)
+		qsort(l->entries, l->n, sizeof *l->entries, cmp_dirent);
+	return rc;
+}
+
 int stack_resolve(const struct layer_stack *s, const char *path, struct lookup_result *r)
 {
 	memset(r, 0, sizeof *r);
@@ -368,22 +397,16 @@ int stack_resolve(const struct layer_stack *s, const char *path, struct lookup_r
 			break;
 	}
 	fstat(r->copies[0].fd, &r->st);
-	const char *p = path;
+	const char *p = path, *cp;
 	char comp[NAME_MAX + 1];
-	while (*p) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		const char *e = strchr(p, '/');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
+	size_t len;
+	while ((cp = next_component(&p, &len))) {
 		if (len > NAME_MAX) {
 			lookup_result_free(r);
 			return 0;
 		}
-		memcpy(comp, p, len);
+		memcpy(comp, cp, len);
 		comp[len] = '\0';
-		p += len;
 		struct lookup_result c;
 		int rc = layers_lookup(s, r->copies, r->ncopies, comp, &c);
 		lookup_result_free(r);
