@@ -18,8 +18,15 @@ IMG=$T/img
 export SOURCE_DATE_EPOCH=1700000000
 
 check "the fixture rootfs as a base image (gzip)"
-LT_TIMEOUT=600 lt_ok commit "$BASE" --image "$IMG:base"
+# on a terminal (script(1) gives one) a progress line goes to stderr
+LT_RC=0
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1} timeout -k 5 600 script -qefc "'$LT' commit '$BASE' --image '$IMG:base'" "$T/typescript" \
+    </dev/null >/dev/null 2>&1 || LT_RC=$?
+[ "$LT_RC" = 0 ] || fail "commit of the base exited $LT_RC: $(tail -c 1000 "$T/typescript")"
+tr -d '\r' <"$T/typescript" | sed 's/\x1b\[K//g' >"$LT_OUT"
+grep -q 'layer-tool: commit: [0-9]* entries, [0-9.]* MiB' "$LT_OUT" || fail "no progress line on a terminal: $(head -c 500 "$LT_OUT")"
 base_layer=$(field digest)
+[ -n "$base_layer" ] || fail "no digest printed: $(cat "$LT_OUT")"
 
 check "a layerfs upper over it, appended with --from"
 U=$T/upper M=$T/m

@@ -149,6 +149,29 @@ lt_fails "no such tag" unpack "$T/img3:two" "$T/dest"
 [ ! -e "$T/x.tar" ] || fail "failed commits left $T/x.tar"
 ls -A "$T" | grep -q '^\.x\.tar' && fail "a temporary output was left behind"
 
+check "images: --from another layout copies its blobs; unpack checks digests; apply reads stdin"
+lt_ok commit "$N" --image "$T/img4:x" --from "$T/img3:one" --mtime 1700000000
+lt_ok unpack "$T/img4:x" "$T/un4"
+[ "$(cat "$LT_OUT")" = "layerfs mount $T/un4/2:$T/un4/1 UPPER MERGED" ] || fail "unpack printed $(cat "$LT_OUT")"
+[ -f "$T/un4/2/ünïcödé" ] && [ -e "$T/un4/1/.wh.wh1" -o -c "$T/un4/1/wh1" ] || fail "unpacked layers lack their files"
+"$PY" - "$T/img4" <<'PY' || fail "index.json of img4"
+import json, sys
+ix = json.load(open(sys.argv[1] + "/index.json"))
+assert [m["annotations"]["org.opencontainers.image.ref.name"] for m in ix["manifests"]] == ["x"], ix
+assert json.load(open(sys.argv[1] + "/oci-layout")) == {"imageLayoutVersion": "1.0.0"}
+PY
+lt_ok commit "$N" --image "$T/img4:x" --mtime 1700000000 --compress none   # appends to its own tag
+"$PY" -c 'import json,sys; ix=json.load(open(sys.argv[1])); assert len(ix["manifests"]) == 1, ix' "$T/img4/index.json" ||
+    fail "re-tagging left two entries for one tag"
+layer=$("$PY" -c 'import json,sys; m=json.load(open(sys.argv[1]+"/blobs/sha256/"+json.load(open(sys.argv[1]+"/index.json"))["manifests"][0]["digest"][7:])); print(m["layers"][-1]["digest"][7:])' "$T/img4")
+# a byte in the end blocks, which a tar reader does not look at: only the digest tells
+printf 'x' | dd of="$T/img4/blobs/sha256/$layer" bs=1 seek=$(($(stat -c %s "$T/img4/blobs/sha256/$layer") - 10)) conv=notrunc 2>/dev/null
+lt_fails "unpack of a corrupted blob" unpack "$T/img4:x" "$T/un5"
+grep -q 'digest mismatch' "$LT_ERR" || fail "not a digest mismatch: $(cat "$LT_ERR")"
+[ ! -e "$T/un5" ] || fail "a failed unpack left $(ls "$T/un5")"
+"$LT" apply - "$T/stdin-out" <"$T/names.tar" || fail "apply - (stdin) failed"
+snap_compare "$N" "$T/stdin-out" "apply from stdin" --exclude-root
+
 check "--help and the man page name the same options"
 lt_ok --help
 for o in $(grep -o -- '--[a-z][a-z-]*' "$LT_OUT" | sort -u); do

@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include "lt.h"
 
+#include "cow/workdir.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -634,10 +636,12 @@ int cmd_unpack(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (mkdir(dest, 0755) < 0 && errno != EEXIST) {
+	bool made_dest = mkdir(dest, 0755) == 0;
+	if (!made_dest && errno != EEXIST) {
 		lt_err("%s: mkdir: %s", dest, strerror(errno));
 		goto out;
 	}
+	size_t done = 0;
 	json_array_foreach(layers, i, l) {
 		const char *dg = json_string_value(json_object_get(l, "digest"));
 		int bfd = dg ? open_blob(lfd, ir.dir, dg) : lt_err("%s: layer %zu: no digest", ir.dir, i + 1);
@@ -650,8 +654,18 @@ int cmd_unpack(int argc, char **argv)
 		close(bfd);
 		free(ldir);
 		free(what);
-		if (r)
+		if (r) {
+			/* all or nothing: the layers made so far go too */
+			for (size_t k = done; k > 0; k--) {
+				char *d = lt_xasprintf("%s/%zu", dest, k);
+				remove_tree_at(AT_FDCWD, d);
+				free(d);
+			}
+			if (made_dest)
+				rmdir(dest);
 			goto out;
+		}
+		done++;
 	}
 	printf("layerfs mount ");
 	for (size_t k = nl; k > 0; k--) {
