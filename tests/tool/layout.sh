@@ -126,6 +126,12 @@ lt_ok commit "$N" -o "$T/names.tar"
 lt_ok apply "$T/names.tar" "$T/names-out"
 snap_compare "$N" "$T/names-out" "odd names" --exclude-root
 
+check "a layer written into the upper it is made of leaves itself out"
+cp -a "$N" "$T/self"
+lt_ok commit "$T/self" -o "$T/self/me.tar"
+grep -q 'left out' "$LT_ERR" || fail "no warning: $(cat "$LT_ERR")"
+if tar_listing "$T/self/me.tar" | grep -q '^\.me\.tar'; then fail "the layer holds itself"; fi
+
 check "command-line errors"
 for args in "" "frob" "commit" "commit $U" "commit $U -o x.tar --image y" "commit $U -o x.tar --compress rar" \
     "commit $U -o x.zip" "apply" "apply onlyone" "unpack x" "diff" "diff a b" "commit $U -o x.tar --mtime soon"; do

@@ -48,6 +48,8 @@ struct cctx {
 	uint64_t entries;
 	char *iobuf;
 	const char *upper;
+	dev_t out_dev; /* the file being written, which may lie in the upper */
+	ino_t out_ino;
 };
 
 /* ---------------------------------------------------------- hard links */
@@ -341,6 +343,9 @@ static int walk_upper_dir(struct cctx *c, int dirfd, const struct stat *dirst)
 		} else if (is_whiteout_entry(dirfd, nm, &st)) {
 			wh = lt_xrealloc(wh, (nwh + 1) * sizeof *wh);
 			wh[nwh++] = lt_xasprintf(AUFS_WH_PREFIX "%s", nm);
+		} else if (st.st_dev == c->out_dev && st.st_ino == c->out_ino) {
+			lt_warn("%s/%s%s%s: the layer being written; left out", c->upper, c->path.s,
+				c->path.len ? "/" : "", nm);
 		} else {
 			ents[nents].name = names[i];
 			ents[nents].st = st;
@@ -428,6 +433,11 @@ int commit_layer(const struct commit_opts *o, int fd, enum lt_compress comp, cha
 		if (r)
 			goto out;
 		c.have_M = true;
+	}
+	struct stat ost;
+	if (fstat(fd, &ost) == 0 && S_ISREG(ost.st_mode)) {
+		c.out_dev = ost.st_dev;
+		c.out_ino = ost.st_ino;
 	}
 	c.iobuf = lt_xmalloc(IOBUF);
 	c.w = tarw_open(fd, comp, o->output ? o->output : o->upper);
