@@ -149,8 +149,9 @@ static int copy_data(struct cctx *c, int fd, const struct stat *st, const char *
 }
 
 /* Writes the entry at c->path for the object fd (O_PATH when opath),
- * stat st.  For a directory, *dirfd_out gets an fd open for reading. */
-static int emit_object(struct cctx *c, int fd, bool opath, const struct stat *st, int *dirfd_out)
+ * stat st.  For a directory, *dirfd_out gets an fd open for reading.
+ * *priv (when asked) says whether it has overlay-private xattrs. */
+static int emit_object(struct cctx *c, int fd, bool opath, const struct stat *st, int *dirfd_out, bool *priv)
 {
 	const char *path = c->path.s;
 	struct archive_entry *e = archive_entry_new();
@@ -213,6 +214,8 @@ static int emit_object(struct cctx *c, int fd, bool opath, const struct stat *st
 			    "mount without metacopy=on", c->upper, path);
 		goto out;
 	}
+	if (priv)
+		*priv = x.has_private;
 	for (size_t i = 0; i < x.n; i++)
 		archive_entry_xattr_add_entry(e, x.names[i], x.vals[i], x.lens[i]);
 	rc = tarw_header(c->w, e);
@@ -255,7 +258,7 @@ static int emit_merged_children(struct cctx *c, const struct layer_copy *copies,
 			rc = lt_err("%s/%s: lookup: %s", c->upper, c->path.s, strerror(-lr));
 		} else {
 			int dfd = -1;
-			rc = emit_object(c, r.copies[0].fd, true, &r.st, &dfd);
+			rc = emit_object(c, r.copies[0].fd, true, &r.st, &dfd, NULL);
 			if (dfd >= 0)
 				close(dfd);
 			if (rc == 0 && S_ISDIR(r.st.st_mode))
@@ -280,13 +283,15 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int walk_upper_dir(struct cctx *c, int dirfd, const struct stat *dirst);
+static int walk_upper_dir(struct cctx *c, int dirfd, const struct stat *dirst, bool priv);
 
-/* After a directory's own entry: its opaque marker and its content. */
-static int emit_dir_body(struct cctx *c, int dfd, const struct stat *st)
+/* After a directory's own entry: its opaque marker and its content.
+ * priv: it has overlay xattrs (without, only a ".wh..wh..opq" entry can
+ * make it opaque, and it has no redirect: most directories of a layer). */
+static int emit_dir_body(struct cctx *c, int dfd, const struct stat *st, bool priv)
 {
 	char redirect[PATH_MAX];
-	int rl = read_redirect(dfd, redirect, sizeof redirect);
+	int rl = priv ? read_redirect(dfd, redirect, sizeof redirect) : 0;
 	if (rl < 0)
 		return lt_err("%s/%s: malformed overlay redirect", c->upper, c->path.s);
 	if (rl > 0 && c->path.len) {
@@ -307,14 +312,11 @@ static int emit_dir_body(struct cctx *c, int dfd, const struct stat *st)
 		lookup_result_free(&r);
 		return rc;
 	}
-	if (is_opaque_dir(dfd)) {
-		if (emit_marker(c, AUFS_OPQ_NAME, st))
-			return -1;
-	}
-	return walk_upper_dir(c, dfd, st);
+	return walk_upper_dir(c, dfd, st, priv);
 }
 
-static int walk_upper_dir(struct cctx *c, int dirfd, const struct stat *dirst)
+/* A directory of the upper: its opaque marker, whiteouts, then entries. */
+static int walk_upper_dir(struct cctx *c, int dirfd, const struct stat *dirst, bool priv)
 {
 	char **names;
 	long n = read_sorted_names(dirfd, &names);
@@ -353,8 +355,10 @@ static int walk_upper_dir(struct cctx *c, int dirfd, const struct stat *dirst)
 			nents++;
 		}
 	}
-	if (!opaque)
+	if (!opaque && priv)
 		opaque = is_opaque_dir(dirfd);
+	if (rc == 0 && opaque)
+		rc = emit_marker(c, AUFS_OPQ_NAME, dirst);
 	/* whiteouts first; in an opaque directory they hide nothing */
 	if (rc == 0 && !opaque && nwh) {
 		if (nwh > 1)
@@ -391,10 +395,11 @@ static int walk_upper_dir(struct cctx *c, int dirfd, const struct stat *dirst)
 			/* the name must still be what was listed */
 			if (fstat(fd, &fst) < 0 || fst.st_ino != st->st_ino || ((fst.st_mode ^ st->st_mode) & S_IFMT))
 				rc = lt_err("%s/%s: changed while being read", c->upper, c->path.s);
-			else
-				rc = emit_object(c, fd, opath, &fst, NULL);
+			bool priv = true;
+			if (rc == 0)
+				rc = emit_object(c, fd, opath, &fst, NULL, &priv);
 			if (rc == 0 && S_ISDIR(st->st_mode))
-				rc = emit_dir_body(c, fd, &fst);
+				rc = emit_dir_body(c, fd, &fst, priv);
 			close(fd);
 		}
 		buf_set_len(&c->path, base);
@@ -449,9 +454,7 @@ int commit_layer(const struct commit_opts *o, int fd, enum lt_compress comp, cha
 		lt_err("%s: stat: %s", o->upper, strerror(errno));
 		goto out;
 	}
-	if (is_opaque_dir(ufd) && emit_marker(&c, AUFS_OPQ_NAME, &st))
-		goto out;
-	if (walk_upper_dir(&c, ufd, &st))
+	if (walk_upper_dir(&c, ufd, &st, true))
 		goto out;
 	rc = tarw_close(c.w, diffid, blob, blob_size);
 	c.w = NULL;

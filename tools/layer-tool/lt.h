@@ -61,6 +61,7 @@ int write_all(int fd, const void *buf, size_t len);
  * count or -errno. */
 struct xattr_set {
 	bool metacopy; /* an overlay metacopy marker: the data is in a lower */
+	bool has_private; /* some overlay-private xattr (marker, origin, ...) */
 	size_t n;
 	char **names;
 	void **vals;

@@ -211,8 +211,8 @@ static int la_fail(struct tarw *w, struct archive *a, const char *op)
 
 static void unblock(struct archive *a)
 {
-	/* no padding beyond the tar's own end blocks; blocks of 64 KiB */
-	archive_write_set_bytes_per_block(a, 65536);
+	/* no padding beyond the tar's own end blocks; writes of 1 MiB */
+	archive_write_set_bytes_per_block(a, 1 << 20);
 	archive_write_set_bytes_in_last_block(a, 1);
 }
 

@@ -271,6 +271,8 @@ int xattrs_read(int fd, bool opath, struct xattr_set *x)
 		const char *nm = list + off;
 		if (!strcmp(nm, "trusted.overlay.metacopy") || !strcmp(nm, "user.overlay.metacopy"))
 			x->metacopy = true;
+		if (xattr_is_private(nm))
+			x->has_private = true;
 		if (!xattr_in_image(nm))
 			continue;
 		ssize_t vl = opath ? fd_getxattr(fd, nm, NULL, 0) : fgetxattr(fd, nm, NULL, 0);
