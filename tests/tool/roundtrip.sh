@@ -197,6 +197,8 @@ lt_ok diff "$T/ku"
 grep -qx 'D /rmme' "$LT_OUT" || fail "no 'D /rmme': $(cat "$LT_OUT")"
 grep -qx 'C /etc/conf' "$LT_OUT" || fail "no 'C /etc/conf': $(cat "$LT_OUT")"
 grep -qx 'A /new' "$LT_OUT" || fail "no 'A /new': $(cat "$LT_OUT")"
+grep -qx 'A /moved' "$LT_OUT" || fail "no 'A /moved' (renamed dir): $(cat "$LT_OUT")"
+grep -qx 'D /olddir' "$LT_OUT" || fail "no 'D /olddir': $(cat "$LT_OUT")"
 sort -c -k2 "$LT_OUT" 2>/dev/null || LC_ALL=C sort -c -k2,2 "$LT_OUT" || fail "diff output not sorted"
 lt_ok diff "$T/ku" --json
 "$PY" -c 'import json,sys; a=json.load(open(sys.argv[1])); assert {"path":"/rmme","kind":"D"} in a' "$LT_OUT" ||

@@ -3,7 +3,8 @@
  * of a change listed as C).
  *
  * Without --lower only the upper is read: a whiteout is D, an entry with
- * an overlay origin (a copy-up) is C, anything else A.  With --lower the
+ * an overlay origin (a copy-up) is C unless it is a renamed directory,
+ * anything else A.  With --lower the
  * merged view (upper over the lowers) is compared with the lowers alone
  * through layers/ lookups: an entry that is in both is C only when its
  * type, mode, owner, xattrs, mtime (non-directories), symlink target,
@@ -293,7 +294,10 @@ static int walk(struct dctx *c, int dirfd, bool in_new, const struct layer_copy 
 			break;
 		}
 		if (!c->have_lower) {
-			bool isnew = in_new || !has_origin(fd);
+			char redirect[PATH_MAX];
+			/* a renamed directory is new where it is now, whatever its origin */
+			bool isnew = in_new || !has_origin(fd) ||
+				     (S_ISDIR(st.st_mode) && read_redirect(fd, redirect, sizeof redirect) > 0);
 			size_t at = c->nch;
 			add(c, isnew ? 'A' : 'C');
 			changed = 1;
