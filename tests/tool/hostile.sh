@@ -41,7 +41,7 @@ lt apply "$A/empty-file.tar" "$T/work/e"
 [ "$LT_RC" -lt 2 ] || fail "empty file: exit $LT_RC: $(cat "$LT_ERR")"
 rm -rf "$T/work/e"
 
-check "device nodes: refused as a user, made as root"
+check "device nodes: refused as a user"
 mkdir -p "$T/user" && chown nobody "$T/user"
 LT_RC=0
 setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$LT" apply "$A/device.tar" "$T/user/dev" \
@@ -49,6 +49,34 @@ setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$LT" apply "$A/device.
 [ "$LT_RC" = 1 ] || fail "device as user: exit $LT_RC: $(cat "$LT_ERR")"
 grep -q '^layer-tool: .*device' "$LT_ERR" || fail "device as user: $(cat "$LT_ERR")"
 [ ! -e "$T/user/dev" ] && [ -z "$(ls -A "$T/user")" ] || fail "device as user: left $(ls -A "$T/user")"
+check "as a user: markers in the user's form, which kernel overlay (userxattr) and layerfs read"
+mkdir -p "$T/ulow/d" && echo old >"$T/ulow/d/old" && echo x >"$T/ulow/gone" && echo keep >"$T/ulow/keep"
+"$PY" - "$A/user.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    for name, kind in (("d", tarfile.DIRTYPE), ("d/.wh..wh..opq", tarfile.REGTYPE), ("d/new", tarfile.REGTYPE),
+                       (".wh.gone", tarfile.REGTYPE)):
+        ti = tarfile.TarInfo(name)
+        ti.type, ti.mode = kind, 0o755 if kind == tarfile.DIRTYPE else 0o644
+        t.addfile(ti, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+PY
+LT_RC=0
+setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$LT" apply "$A/user.tar" "$T/user/lay" \
+    >"$LT_OUT" 2>"$LT_ERR" </dev/null || LT_RC=$?
+[ "$LT_RC" = 0 ] || fail "apply as a user: $(cat "$LT_ERR")"
+[ "$(getfattr --only-values --absolute-names -n user.overlay.opaque "$T/user/lay/d")" = y ] ||
+    fail "as a user: no user.overlay.opaque"
+chmod 0755 "$T/ulow"
+for impl in kernel layerfs; do
+    mkdir -p "$T/uview"
+    if [ $impl = kernel ]; then mount_kovl "$T/user/lay:$T/ulow" "" "" "$T/uview" userxattr
+    else mount_layerfs_ro "$T/user/lay:$T/ulow" "$T/uview"; fi
+    assert_listing "$T/uview" "d keep"
+    assert_listing "$T/uview/d" "new"
+    umount_any "$T/uview"
+done
+
+check "device nodes made as root"
 lt_ok apply "$A/device.tar" "$T/work/dev"
 [ "$(stat -c %t,%T "$T/work/dev/null")" = "1,3" ] || fail "device as root not made"
 rm -rf "$T/work/dev"
