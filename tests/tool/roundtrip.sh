@@ -23,6 +23,9 @@ mkfile "$L2/keep" keep
 mkfile "$L2/same" same
 mkfile "$L2/olddir/p" p
 mkfile "$L2/olddir/q/r" r
+mkfile "$L2/src/inner/f" inner
+mkfile "$L2/src/inner/deep/g" g
+mkfile "$L2/src/stay" stay
 mkfile "$L2/hl/one" linked
 ln "$L2/hl/one" "$L2/hl/two"
 head -c 300000 /dev/urandom >"$L2/big"
@@ -50,6 +53,8 @@ changes() {
     mv "$M/olddir" "$M/moved"      # redirect
     echo added >"$M/moved/added"
     rm "$M/moved/p"
+    mv "$M/src/inner" "$M/newdir/inner"   # across directories: an absolute redirect
+    echo more >"$M/newdir/inner/deep/h"
     ln "$M/new" "$M/newlink"       # hard link made in the upper
     ln "$M/new" "$M/newdir/link2"
     setfattr -n user.k -v v "$M/etc/conf2"
@@ -66,6 +71,8 @@ mkdir -p "$T/ku" "$T/kw" "$T/km"
 mount_kovl "$L1:$L2" "$T/ku" "$T/kw" "$T/km" redirect_dir=on
 changes "$T/km" || fail "changes on kernel overlay failed"
 umount_any "$T/km"
+[ "$(getfattr --absolute-names --only-values -n trusted.overlay.redirect "$T/ku/newdir/inner" 2>/dev/null)" = /src/inner ] ||
+    fail "the kernel wrote no absolute redirect for the moved directory"
 
 check "changes through kernel overlay with userxattr (user.overlay.* markers)"
 mkdir -p "$T/uu" "$T/uw" "$T/um"
@@ -79,6 +86,8 @@ mkdir -p "$T/lu" "$T/lm"
 mount_layerfs "$L1:$L2" "$T/lu" "$T/lm"
 t bash -c "$(declare -f changes); changes '$T/lm'" || fail "changes on layerfs failed"
 umount_layerfs "$T/lm"
+[ "$(getfattr --absolute-names --only-values -n trusted.overlay.redirect "$T/lu/newdir/inner" 2>/dev/null)" = /src/inner ] ||
+    fail "layerfs wrote no absolute redirect for the moved directory"
 
 EXPECTED_DIFF="A /dir1/fresh
 A /fifo
@@ -90,6 +99,11 @@ A /new
 A /newdir
 A /newdir/deep
 A /newdir/deep/f
+A /newdir/inner
+A /newdir/inner/deep
+A /newdir/inner/deep/g
+A /newdir/inner/deep/h
+A /newdir/inner/f
 A /newdir/link2
 A /newdir/sym
 A /newlink
@@ -107,6 +121,8 @@ D /dir2
 D /etc/conf2
 D /olddir
 D /rmme
+C /src
+D /src/inner
 D /wh-in-l1"
 EXPECTED_DIFF=$(sort -k2 <<<"$EXPECTED_DIFF")
 
@@ -145,6 +161,8 @@ $EXPECTED_DIFF"
     [ $side = u ] || grep -q '^moved/.wh..wh..opq ' "$T/$side.list" || fail "$name: the renamed dir is not opaque in the layer"
     grep -q '^moved/q/r ' "$T/$side.list" || fail "$name: the renamed dir is not written in full"
     grep -q '^.wh.olddir ' "$T/$side.list" || fail "$name: no whiteout at the old place of the renamed dir"
+    grep -q '^newdir/inner/deep/g ' "$T/$side.list" && grep -q '^src/.wh.inner ' "$T/$side.list" ||
+        fail "$name: the dir moved across directories is not written in full with a whiteout"
     grep -q '^dir1/.wh..wh..opq ' "$T/$side.list" || fail "$name: opaque dir1 has no marker"
     grep -q '^newlink 1 .* new ' "$T/$side.list" || fail "$name: newlink is not a link to new: $(grep newlink "$T/$side.list")"
     grep -q '^newdir/link2 1 .* new ' "$T/$side.list" || fail "$name: newdir/link2 is not a link to new"
