@@ -96,10 +96,13 @@ cat >"$P/containers.conf" <<CONF
 [containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 netns = "none"
+[network]
+network_config_dir = "$P/networks"
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+tmp_dir = "$P/tmp"
 CONF
 cat >"$P/storage.conf" <<CONF
 [storage]
@@ -113,11 +116,25 @@ PM=(podman --root "$P/root" --runroot "$P/runroot" --storage-driver vfs)
 LC=/tmp/layer-tool-consumers-$$
 ln -sfn "$IMG" "$LC"
 podman_cleanup() {
-    timeout 60 "${PM[@]}" system reset -f >/dev/null 2>&1 || true
+    # no `system reset`: it also removes the networks of the host's podman
+    pm rm -a -f >/dev/null 2>&1 || true
+    pm rmi -a -f >/dev/null 2>&1 || true
     rm -f "$LC"
 }
 trap 'rc=$?; _IN_CLEANUP=1; podman_cleanup; (exit $rc); _cleanup' EXIT
-pm() { timeout -k 5 180 "${PM[@]}" "$@"; }
+# podman keeps a blob-info cache in /var/lib/containers/cache whatever
+# --root says: where that directory exists (another user of podman here),
+# each podman of this test runs in a mount namespace of its own that puts a
+# private directory there.
+mkdir -p "$P/varlib"
+pm() {
+    if [ -d /var/lib/containers ]; then
+        timeout -k 5 180 unshare -m --propagation private sh -c \
+            'mount --bind "$0" /var/lib/containers && exec "$@"' "$P/varlib" "${PM[@]}" "$@"
+    else
+        timeout -k 5 180 "${PM[@]}" "$@"
+    fi
+}
 pm pull -q "oci:$LC:base" >"$T/pull-base" 2>"$T/pm.err" || fail "podman pull oci:$LC:base: $(tail -3 "$T/pm.err")"
 base_id=$(tail -n1 "$T/pull-base")
 if ! pm run --rm --network none "$base_id" /bin/true >"$T/pm.out" 2>"$T/pm.err"; then
