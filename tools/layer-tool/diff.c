@@ -204,7 +204,6 @@ static int compare_full(struct dctx *c, const struct layer_copy *mc, unsigned mn
 			add(c, 'D');
 			changed = 1;
 		} else if (inm && inb) {
-			size_t at = c->nch;
 			int d = differs(c, rm.copies[0].fd, &rm.st, rb.copies[0].fd, &rb.st);
 			if (d < 0) {
 				rc = -1;
@@ -213,10 +212,9 @@ static int compare_full(struct dctx *c, const struct layer_copy *mc, unsigned mn
 				if (sub < 0)
 					rc = -1;
 				else if (d || sub) {
-					/* the directory's own line goes before its children */
+					/* a directory with changes below is C (the list is sorted at the end) */
 					add(c, 'C');
 					changed = 1;
-					(void)at;
 				}
 			} else if (d) {
 				add(c, 'C');
@@ -298,10 +296,8 @@ static int walk(struct dctx *c, int dirfd, bool in_new, const struct layer_copy 
 			/* a renamed directory is new where it is now, whatever its origin */
 			bool isnew = in_new || !has_origin(fd) ||
 				     (S_ISDIR(st.st_mode) && read_redirect(fd, redirect, sizeof redirect) > 0);
-			size_t at = c->nch;
 			add(c, isnew ? 'A' : 'C');
 			changed = 1;
-			(void)at;
 			if (S_ISDIR(st.st_mode)) {
 				int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 				if (dfd < 0)
