@@ -207,7 +207,9 @@ int layers_lookup_hinted(const struct layer_stack *s, const struct layer_copy *p
 		uint32_t layer = parent[i].layer;
 		bool more_below = i + 1 < nparent || layer + 1 < s->nlayers;
 
-		if (hidden_marker && !stack_is_upper(s, layer))
+		/* a lower layer's ".wh.*" is a marker, never an entry; an upper
+		 * dir of that name redirected elsewhere still has lower copies */
+		if (hidden_marker && !redirect[0] && !stack_is_upper(s, layer))
 			break;
 		if (hint && !redirect[0] && !stack_is_upper(s, layer) && !hint_allows(hint, layer, &hk))
 			continue;

@@ -196,6 +196,11 @@ CASES = [
                  B.dir(1, "a/c"), B.dir(0, "a/m/" + LONG + "/b"), B.dir(1, "a/m/" + LONG)),
              [O.mkdir("a/c/c"), O.mkdir("a/c/c/n", 0o555),
               O.renameat2("a/c/c/n", "a/m/" + LONG + "/b", EXCHANGE), O.ulist("a/c/c")]),
+    # A lower dir renamed to a ".wh.*" name keeps its lower copies (the
+    # name is a marker only in a lower layer) and comes back unmarked.
+    Scenario("dir-to-marker-name-and-back", lambda B: B.file(0, "f/p/l", "l\n"),
+             [O.rename("f/p", "f/.wh.b"), O.listdir("f/.wh.b"), O.rename("f/.wh.b", "f/p"),
+              O.listdir("f/p"), O.read("f/p/l")]),
     Scenario("redirect-off-copied-up-dir", base,
              [O.chmod("d", 0o755), O.rename("d", "d2"), O.create("e/x", "x"),
               O.rename("e", "e3")],
