@@ -185,9 +185,13 @@ pid_t ns_spawn_supervisor(struct run_opts *o, int (*fn)(struct run_opts *))
 	}
 	if (pid == 0) {
 		close(go[1]);
-		/* the launcher going away (even by SIGKILL) ends the run: we are
-		 * pid 1 here, so everything below goes with us */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		/* the launcher going away (even by SIGKILL) ends the run; the
+		 * signal is held until the supervisor reads it */
+		sigset_t orphan;
+		sigemptyset(&orphan);
+		sigaddset(&orphan, RUN_SIG_ORPHANED);
+		sigprocmask(SIG_BLOCK, &orphan, NULL);
+		prctl(PR_SET_PDEATHSIG, RUN_SIG_ORPHANED);
 		char c;
 		if (read(go[0], &c, 1) != 1)
 			_exit(RUN_EXIT_ERROR); /* the launcher failed or died */

@@ -199,7 +199,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	opterr = 0;
 	optind = 1;
 	int c;
-	while ((c = getopt_long(argc, argv, "+vh", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:vh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_HOSTNAME:
 			if (!optarg[0] || strlen(optarg) > 64) {
@@ -295,6 +295,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 	}
 	/* LOWERS [UPPER] -- COMMAND... */
 	int i = optind, npos = 0;
+	if (i > 1 && strcmp(argv[i - 1], "--") == 0) {
+		run_err("no lower layers given before '--' (see --help)");
+		return -1;
+	}
 	char *pos[2] = { NULL, NULL };
 	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		if (npos == 2) {

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include "../../cow/workdir.h" /* remove_tree_at */
@@ -30,6 +31,9 @@
 #define RUN_EXIT_ERROR 125
 #define RUN_EXIT_CANNOT_EXEC 126
 #define RUN_EXIT_NOT_FOUND 127
+
+/* what the supervisor gets when the launcher dies (PR_SET_PDEATHSIG) */
+#define RUN_SIG_ORPHANED (SIGRTMIN + 2)
 
 enum run_backend { BACKEND_AUTO, BACKEND_FUSE, BACKEND_KERNEL };
 enum run_idmap { IDMAP_NONE, IDMAP_ROOT, IDMAP_SUBIDS };
@@ -64,7 +68,10 @@ struct run_opts {
 	bool gid_set;
 	enum run_idmap idmap;  /* after defaults: what will be done */
 	bool idmap_asked;
-	enum run_backend backend;
+	/* what the supervisor gets when the launcher dies (PR_SET_PDEATHSIG) */
+#define RUN_SIG_ORPHANED (SIGRTMIN + 2)
+
+enum run_backend backend;
 	bool keep;
 	bool verbose;
 	char **argv;           /* the command */

@@ -52,6 +52,7 @@ int supervisor_main(struct run_opts *o)
 	sigaddset(&set, SIGCHLD);
 	for (const int *s = run_forwarded_signals; *s; s++)
 		sigaddset(&set, *s);
+	sigaddset(&set, RUN_SIG_ORPHANED);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (sfd < 0) {
@@ -82,7 +83,7 @@ int supervisor_main(struct run_opts *o)
 	}
 
 	int code = -1, terms = 0;
-	bool daemon_dead = false;
+	bool daemon_dead = false, orphaned = false;
 	while (code < 0) {
 		struct signalfd_siginfo si;
 		ssize_t n = read(sfd, &si, sizeof si);
@@ -110,6 +111,14 @@ int supervisor_main(struct run_opts *o)
 			}
 			continue;
 		}
+		if ((int)si.ssi_signo == RUN_SIG_ORPHANED) {
+			/* the launcher was killed: nobody waits for the command any
+			 * more; stop it and clean up what the launcher would have */
+			run_err("the launcher died: stopping the container");
+			orphaned = true;
+			kill(init, SIGKILL);
+			continue;
+		}
 		if (si.ssi_code == SI_KERNEL)
 			continue; /* from the terminal: the command got it too */
 		kill(init, (int)si.ssi_signo);
@@ -124,6 +133,10 @@ int supervisor_main(struct run_opts *o)
 	remove_throwaway(o);
 	run_note(o, "stack unmounted");
 	close(sfd);
+	if (orphaned && !o->keep) {
+		(void)rmdir(o->root);
+		(void)rmdir(o->tmp);
+	}
 	if (daemon_dead && code == 0)
 		code = 1;
 	return code;
