@@ -69,7 +69,7 @@ for BE in kernel fuse; do
     check "[$BE] SIGTERM to the launcher reaches the command (and its trap)"
     rm -f "$T/ready"
     # not under timeout(1): it would signal the whole process group
-    TMPDIR=$RT "$LAYERFS" run "${R[@]}" --bind "$T:/host" "$LOWERS" -- /bin/sh -c \
+    TMPDIR=$RT "$LAYERFS" run "${RUNTAG[@]}" "${R[@]}" --bind "$T:/host" "$LOWERS" -- /bin/sh -c \
         'trap "echo got-term; exit 42" TERM; touch /host/ready; while :; do sleep 0.05; done' \
         </dev/null >"$O" 2>&1 &
     lp=$!
@@ -84,7 +84,7 @@ for BE in kernel fuse; do
 
     check "[$BE] SIGINT to the launcher: the command dies of it (130)"
     rm -f "$T/ready"
-    TMPDIR=$RT "$LAYERFS" run "${R[@]}" --bind "$T:/host" "$LOWERS" -- /bin/sh -c \
+    TMPDIR=$RT "$LAYERFS" run "${RUNTAG[@]}" "${R[@]}" --bind "$T:/host" "$LOWERS" -- /bin/sh -c \
         'touch /host/ready; exec sleep 60' </dev/null >"$O" 2>&1 &
     lp=$!
     track_pid "$lp"

@@ -94,7 +94,7 @@ for BE in kernel fuse; do
     READY=$T/ready-$BE
     mkdir -p "$READY"
     chown "$RUID:$RGID" "$READY"
-    TMPDIR=$RT setpriv --reuid="$RUID" --regid="$RGID" --init-groups -- "$LAYERFS" run "${R[@]}" \
+    TMPDIR=$RT setpriv --reuid="$RUID" --regid="$RGID" --init-groups -- "$LAYERFS" run "${RUNTAG[@]}" "${R[@]}" \
         --bind "$READY:/host" "$LOWERS" -- /bin/sh -c \
         'trap "echo got-term; exit 42" TERM; touch /host/ready; while :; do sleep 0.05; done' </dev/null >"$O" 2>&1 &
     lp=$!

@@ -4,12 +4,13 @@
 #   tools_layer DIR        a small layer with the host's ps and ip (the
 #                          minbase fixture has neither) and the libraries
 #                          the image lacks
-#   lrun OUT ARGS...       run `layerfs run ARGS` bounded, stdin closed,
-#                          TMPDIR=$RT; exit status in $RC, stdout+stderr in OUT
+#   lrun OUT ARGS...       run `layerfs run ${RUNTAG[@]} ARGS` bounded, stdin
+#                          closed, TMPDIR=$RT, as $AS_USER when set; exit
+#                          status in $RC, stdout+stderr in OUT
 #   assert_clean WHAT      nothing mounted under $T, no launcher/daemon/
 #                          container process left, $RT empty
-#   make_user NAME         a system user for the rootless tests, removed at
-#                          exit (with its /etc/subuid and /etc/subgid lines)
+#   make_user NAME [START] a system user for the rootless tests (with 65536
+#                          subordinate ids from START), removed at exit
 . "$(dirname "$0")/../integration/lib.sh"
 
 RUN_TIMEOUT=${RUN_TIMEOUT:-60}
@@ -38,7 +39,7 @@ lrun() {
     shift
     RC=0
     TMPDIR=$RT timeout -k 5 "$RUN_TIMEOUT" ${AS_USER:+setpriv --reuid="$AS_USER" --regid="$AS_GROUP" --init-groups --} \
-        "$LAYERFS" run "$@" </dev/null >"$out" 2>&1 || RC=$?
+        "$LAYERFS" run "${RUNTAG[@]}" "$@" </dev/null >"$out" 2>&1 || RC=$?
 }
 
 # expect_rc WANT OUT WHAT
@@ -46,13 +47,20 @@ expect_rc() {
     [ "$RC" = "$1" ] || { sed 's/^/   | /' "$2" | head -40; fail "$3: exit status $RC, expected $1"; }
 }
 
-# procs_of DIR: pids of processes with DIR in their argv (but us)
+# Every run carries $T in its argv and in the command's environment
+# (--env), so that whatever a run leaves running can be found.
+RUNTAG=(--env "LAYERFS_RUN_TEST=$T")
+
+# procs_of STRING: pids of processes with STRING in their argv or
+# environment (but this shell)
 procs_of() {
     local p
     for p in /proc/[0-9]*; do
         p=${p#/proc/}
         [ "$p" = $$ ] && continue
-        if tr '\0' '\n' 2>/dev/null <"/proc/$p/cmdline" | grep -q -F -- "$1"; then echo "$p"; fi
+        if cat "/proc/$p/cmdline" "/proc/$p/environ" 2>/dev/null | tr '\0' '\n' | grep -q -F -- "$1"; then
+            echo "$p"
+        fi
     done
 }
 
@@ -60,7 +68,7 @@ assert_clean() {
     local what=$1 left i
     # the supervisor ends before the launcher returns; its children with it
     for ((i = 0; i < 50; i++)); do
-        left=$(procs_of "$RT/")
+        left=$(procs_of "LAYERFS_RUN_TEST=$T"; procs_of "$RT/")
         [ -z "$left" ] && break
         sleep 0.1
     done
@@ -99,8 +107,9 @@ _run_cleanup() {
         # processes of the user first (a failed test may leave some)
         pkill -KILL -u "$u" 2>/dev/null
         sleep 0.1
+        # userdel drops its /etc/subuid and /etc/subgid lines too (with
+        # shadow's locking: other tests may edit those files meanwhile)
         userdel "$u" >/dev/null 2>&1
-        sed -i "/^$u:/d" /etc/subuid /etc/subgid 2>/dev/null
     done
     (exit "$rc")
     _cleanup
@@ -113,13 +122,12 @@ make_user() {
     if id "$u" >/dev/null 2>&1; then
         userdel "$u" >/dev/null 2>&1 || true
     fi
-    sed -i "/^$u:/d" /etc/subuid /etc/subgid 2>/dev/null || true
     useradd --system --no-create-home --shell /bin/sh "$u" || skip "cannot create user $u"
     _RUN_USERS+=("$u")
     RUID=$(id -u "$u") RGID=$(id -g "$u")
     if [ -n "$start" ]; then
-        echo "$u:$start:65536" >>/etc/subuid
-        echo "$u:$start:65536" >>/etc/subgid
+        usermod --add-subuids "$start-$((start + 65535))" --add-subgids "$start-$((start + 65535))" "$u" ||
+            fail "cannot add subordinate ids for $u"
     fi
 }
 
