@@ -209,6 +209,15 @@ static bool reap_all(int sfd, double ms)
 
 void stack_unmount(struct run_opts *o, struct mounted_stack *m, int sfd)
 {
+	if (o->throwaway && !o->keep && !m->kernel) {
+		/* nothing of a throw-away upper is kept: no need to let the
+		 * daemon finish (we are pid 1, kill(-1) is the daemon alone now
+		 * that the container is gone) */
+		kill(-1, SIGKILL);
+		(void)umount2(o->root, MNT_DETACH);
+		reap_all(sfd, 2000);
+		return;
+	}
 	if (umount2(o->root, 0) != 0 && errno != EINVAL && umount2(o->root, MNT_DETACH) != 0 && errno != EINVAL)
 		run_err("cannot unmount '%s': %s", o->root, strerror(errno));
 	if (m->kernel)
