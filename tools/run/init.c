@@ -100,6 +100,11 @@ static void exec_command(struct run_opts *o, const sigset_t *old)
 
 void init_main(struct run_opts *o)
 {
+	/* held from the start: as pid 1 without handlers we would lose the
+	 * signals the supervisor passes on before the command runs */
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
 	/* the supervisor going away takes the container with it */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	close_fds_from(3);
@@ -117,9 +122,6 @@ void init_main(struct run_opts *o)
 	prctl(PR_SET_DUMPABLE, 0);
 	run_note(o, "container ready, running '%s'", o->argv[0]);
 
-	sigset_t all, old;
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, &old);
 	sigemptyset(&old); /* the command starts with nothing blocked */
 	pid_t cmd = fork();
 	if (cmd < 0) {

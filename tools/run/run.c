@@ -319,8 +319,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		run_err("no command given after '--'");
 		return -1;
 	}
-	o->lower_spec = pos[0];
-	o->upper = pos[1];
+	o->lower_spec = strdup(pos[0]);
+	o->upper = pos[1] ? strdup(pos[1]) : NULL;
 	o->argv = argv + i + 1;
 	return 0;
 }
@@ -373,6 +373,7 @@ static int resolve_paths(struct run_opts *o)
 	free(raw);
 	if (rc)
 		return -1;
+	free(o->lower_spec);
 	o->lower_spec = escape_layers(o->lowers, o->nlowers);
 	if (o->upper) {
 		char *u = realpath(o->upper, NULL);
@@ -382,6 +383,7 @@ static int resolve_paths(struct run_opts *o)
 			free(u);
 			return -1;
 		}
+		free(o->upper);
 		o->upper = u;
 		o->work = stack_default_workdir(u);
 		if (mkdir(o->work, 0700) != 0 && errno != EEXIST) {
@@ -476,6 +478,26 @@ static void remove_tmp(struct run_opts *o)
 		run_err("could not remove the temp dir '%s': %s", o->tmp, strerror(errno));
 }
 
+static void run_opts_free(struct run_opts *o)
+{
+	for (size_t k = 0; k < o->nlowers; k++)
+		free(o->lowers[k]);
+	free(o->lowers);
+	free(o->lower_spec);
+	for (size_t k = 0; k < o->nbinds; k++) {
+		free(o->binds[k].src);
+		free(o->binds[k].dst);
+	}
+	free(o->binds);
+	for (size_t k = 0; k < o->nenv; k++)
+		free(o->env[k]);
+	free(o->env);
+	free(o->upper);
+	free(o->work);
+	free(o->root);
+	free(o->tmp);
+}
+
 static volatile sig_atomic_t super_pid;
 
 static void forward(int sig, siginfo_t *si, void *ctx)
@@ -491,18 +513,27 @@ static void forward(int sig, siginfo_t *si, void *ctx)
 
 const int run_forwarded_signals[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, 0 };
 
+static int run(struct run_opts *o, int argc, char **argv);
+
 int lfs_run_main(int argc, char **argv)
 {
 	struct run_opts o = { 0 };
+	int rc = run(&o, argc, argv);
+	run_opts_free(&o);
+	return rc;
+}
+
+static int run(struct run_opts *o, int argc, char **argv)
+{
 	clock_gettime(CLOCK_MONOTONIC, &t_start);
-	int rc = parse_args(argc, argv, &o);
+	int rc = parse_args(argc, argv, o);
 	if (rc == 1) {
 		usage(stdout);
 		return 0;
 	}
 	if (rc)
 		return RUN_EXIT_ERROR;
-	if (resolve_paths(&o) || choose_idmap(&o))
+	if (resolve_paths(o) || choose_idmap(o))
 		return RUN_EXIT_ERROR;
 
 	/* signals go to the supervisor from the moment it exists; until then
@@ -517,14 +548,14 @@ int lfs_run_main(int argc, char **argv)
 	for (const int *s = run_forwarded_signals; *s; s++)
 		sigaction(*s, &sa, NULL);
 
-	if (make_tmp(&o)) {
-		remove_tmp(&o);
+	if (make_tmp(o)) {
+		remove_tmp(o);
 		return RUN_EXIT_ERROR;
 	}
-	run_note(&o, "temp dir %s", o.tmp);
-	pid_t pid = ns_spawn_supervisor(&o, supervisor_main);
+	run_note(o, "temp dir %s", o->tmp);
+	pid_t pid = ns_spawn_supervisor(o, supervisor_main);
 	if (pid < 0) {
-		remove_tmp(&o);
+		remove_tmp(o);
 		return RUN_EXIT_ERROR;
 	}
 	super_pid = pid;
@@ -540,7 +571,7 @@ int lfs_run_main(int argc, char **argv)
 		run_err("internal error: the supervisor was killed by signal %d", WTERMSIG(st));
 		rc = RUN_EXIT_ERROR;
 	}
-	remove_tmp(&o);
-	run_note(&o, "done, exit status %d", rc);
+	remove_tmp(o);
+	run_note(o, "done, exit status %d", rc);
 	return rc;
 }
