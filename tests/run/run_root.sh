@@ -1,7 +1,8 @@
 #!/bin/bash
 # run_root: `layerfs run` as root on the fixture Debian rootfs (with a
-# small top layer holding the host's ps and ip), once per backend (kernel
-# overlay, layerfs): pid 1 is the init and ps sees only the container; the
+# small top layer holding the host's ps and ip): auto picks kernel overlay,
+# and layerfs where the kernel refuses (510 layers); then once per backend
+# (kernel overlay, layerfs): pid 1 is the init and ps sees only the container; the
 # host name; id; only lo, up; apt-get and dpkg run; exit statuses 0, 1, 137;
 # SIGTERM and SIGINT to the launcher reach the command; the environment,
 # capabilities, no_new_privs, closed fds, /dev, binds, tmpfs, --cwd; the
@@ -24,6 +25,23 @@ lrun "$O" -v "$LOWERS" -- /bin/true
 expect_rc 0 "$O" "run -v /bin/true"
 grep -q "backend: kernel overlay" "$O" || fail "-v does not say the kernel overlay was used: $(cat "$O")"
 assert_clean "auto run"
+
+check "auto backend: layerfs when kernel overlay refuses (510 layers; the kernel stops at 500)"
+mkdir -p "$T/many"
+spec=""
+for ((i = 0; i < 510; i++)); do mkdir "$T/many/$i"; spec+="$T/many/$i:"; done
+echo top >"$T/many/0/on-top"
+lrun "$O" -v "$spec$IMG" -- /bin/sh -c 'cat /on-top /etc/debian_version'
+expect_rc 0 "$O" "auto with 510 layers"
+grep -q "kernel overlay does not mount: .*too many lower" "$O" || fail "-v does not say why not kernel overlay: $(cat "$O")"
+grep -q "backend: layerfs (FUSE)" "$O" || fail "-v does not say layerfs was used: $(cat "$O")"
+assert_eq "$(grep -v '^layerfs run:' "$O" | tr '\n' ' ')" "top $(cat "$IMG/etc/debian_version") " "contents with 510 layers"
+lrun "$O" --backend kernel "$spec$IMG" -- /bin/true
+expect_rc 125 "$O" "--backend kernel with 510 layers"
+grep -qx "layerfs run: kernel overlay does not mount here: .*too many lower.* (try --backend fuse)" "$O" ||
+    fail "--backend kernel with 510 layers: $(cat "$O")"
+rm -rf "$T/many"
+assert_clean "510 layers"
 
 for BE in kernel fuse; do
     case $BE in kernel) FSTYPE=overlay ;; fuse) FSTYPE=fuse.layerfs ;; esac
