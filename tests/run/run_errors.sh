@@ -48,6 +48,13 @@ lrun "$O" "$IMG" -- /etc/passwd
 one_line_error 126 "cannot run '/etc/passwd': Permission denied" "not executable"
 assert_clean "missing command"
 
+check "/dev/fuse missing (a mount namespace with an empty /dev): how to fix it"
+RC=0
+TMPDIR=$RT timeout 60 unshare -m sh -c 'mount -t tmpfs none /dev && exec "$@"' sh \
+    "$LAYERFS" run "${RUNTAG[@]}" --backend fuse "$IMG" -- /bin/true </dev/null >"$O" 2>&1 || RC=$?
+one_line_error 125 "/dev/fuse is missing: No such file or directory (load the module: modprobe fuse" "no /dev/fuse"
+assert_clean "no /dev/fuse"
+
 make_user layerfs-run-err
 AS_USER=$RUID AS_GROUP=$RGID
 

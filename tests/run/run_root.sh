@@ -55,6 +55,12 @@ for BE in kernel fuse; do
     assert_eq "$(grep -v '^self=' "$O" | awk '{ print $1 "/" $2 }' | tr '\n' ' ')" "1/layerfs 2/sh 3/ps " "ps -e inside"
     assert_clean "ps"
 
+    check "[$BE] the init reaps orphans (no zombie is left)"
+    lrun "$O" "${R[@]}" "$LOWERS" -- /bin/sh -c '(sleep 0.1 &); sleep 0.6; ps -e -o pid=,stat=,comm= >/tmp/ps; cat /tmp/ps'
+    expect_rc 0 "$O" "orphans"
+    if grep -q ' Z' "$O"; then fail "zombies in the container: $(cat "$O")"; fi
+    assert_eq "$(awk '{ print ($1 == 1 ? "1/" : "") $3 }' "$O" | tr '\n' ' ')" "1/layerfs sh ps " "processes after the orphan ended"
+
     check "[$BE] --hostname; id -u is 0; / is the stack ($FSTYPE)"
     lrun "$O" "${R[@]}" --hostname box-$BE "$LOWERS" -- /bin/sh -c \
         'cat /proc/sys/kernel/hostname; id -u; awk "\$2 == \"/\" { print \$3 }" /proc/mounts'
