@@ -3,7 +3,8 @@
 
 Times `layerfs run LOWER -- /bin/true` (each backend) against
 `bwrap --bind MERGED / /bin/true` over an already-mounted stack (and a bwrap
-with the same namespaces and mounts as layerfs run), `podman run --rm` when
+with the same namespaces and mounts as layerfs run, and one on a layerfs
+mount made just before, whose caches are empty), `podman run --rm` when
 podman is installed (private --root/--runroot in a temp dir, runc; nothing
 under /etc/containers is read or touched), and the time of a 1-layer
 `layerfs mount`.  Repetitions alternate the rows; the table shows medians.
@@ -190,6 +191,20 @@ def main():
             return ms
 
         rows['layerfs mount, 1 layer'] = mount_once
+
+        def cold_bwrap():
+            """bwrap on a layerfs mount made just before (not timed): what a
+            fresh FUSE mount's empty caches cost"""
+            n[0] += 1
+            d = '%s/mnt%d' % (tmp, n[0])
+            for s in ('up', 'm'):
+                os.makedirs('%s/%s' % (d, s))
+            run([lf, 'mount', lower, d + '/up', d + '/m'])
+            ms = timed([bwrap, '--bind', d + '/m', '/', '/bin/true'])
+            run(['umount', d + '/m'])
+            return ms
+
+        rows['bwrap --bind MERGED / (fresh layerfs mount)'] = cold_bwrap
         if shutil.which('podman') and not args.no_podman:
             podman = Podman(tmp, lower)
             rows['podman run --rm (runc, kernel overlay)'] = lambda: timed(podman.argv(), podman.env)
