@@ -106,15 +106,9 @@ assert_clean "--subids"
 
 check "the daemon dies under a running command: it sees errors, the launcher says so, exit non-zero"
 for final in "exit 3" "exit 0"; do
-    READY=$T/ready-daemon
-    rm -rf "$READY"
-    mkdir -p "$READY"
-    TMPDIR=$RT "$LAYERFS" run "${RUNTAG[@]}" --backend fuse --bind "$READY:/host" "$IMG" -- /bin/sh -c \
-        "touch /host/ready; while cat /etc/debian_version >/dev/null; do sleep 0.05; done; echo command-saw-error; $final" \
-        </dev/null >"$O" 2>&1 &
-    lp=$!
-    track_pid "$lp"
-    for ((i = 0; i < 100; i++)); do [ -e "$READY/ready" ] && break; sleep 0.05; done
+    mkdir -p "$T/ready-daemon"
+    bg_run "$O" "$T/ready-daemon/ready" --backend fuse --bind "$T/ready-daemon:/host" "$IMG" -- /bin/sh -c \
+        "touch /host/ready; while cat /etc/debian_version >/dev/null; do sleep 0.05; done; echo command-saw-error; $final"
     d=""
     for p in $(procs_of "$RT/"); do
         tr '\0' ' ' <"/proc/$p/cmdline" | grep -q '^layerfs mount ' && d=$p
@@ -122,7 +116,7 @@ for final in "exit 3" "exit 0"; do
     [ -n "$d" ] || fail "no layerfs daemon found for the run"
     kill -KILL "$d"
     rc=0
-    bounded_wait "$lp" || rc=$?
+    bounded_wait "$LP" || rc=$?
     want=${final#exit }
     [ "$want" = 0 ] && want=1
     assert_eq "$rc" "$want" "launcher's exit status after the daemon died ($final)"
@@ -134,31 +128,22 @@ done
 
 check "SIGKILL to the launcher: the container, the daemon, the mount and the temp dir go"
 for BE in kernel fuse; do
-    rm -f "$T/ready"
-    TMPDIR=$RT "$LAYERFS" run "${RUNTAG[@]}" --backend "$BE" --bind "$T:/host" "$IMG" -- /bin/sh -c 'touch /host/ready; exec sleep 60' \
-        </dev/null >"$O" 2>&1 &
-    lp=$!
-    track_pid "$lp"
-    for ((i = 0; i < 100; i++)); do [ -e "$T/ready" ] && break; sleep 0.05; done
+    bg_run "$O" "$T/ready" --backend "$BE" --bind "$T:/host" "$IMG" -- /bin/sh -c 'touch /host/ready; exec sleep 60'
     [ -n "$(procs_of "LAYERFS_RUN_TEST=$T")" ] || fail "nothing running for the launcher"
-    kill -KILL "$lp"
-    wait "$lp" 2>/dev/null || true
+    kill -KILL "$LP"
+    wait "$LP" 2>/dev/null || true
     assert_clean "SIGKILL of the launcher ($BE)"
 done
 
 check "a command that ignores SIGTERM: a second SIGTERM kills it (137)"
-rm -f "$T/ready"
-TMPDIR=$RT "$LAYERFS" run "${RUNTAG[@]}" --backend fuse --bind "$T:/host" "$IMG" -- /bin/sh -c \
-    'trap "" TERM; touch /host/ready; while :; do sleep 0.05; done' </dev/null >"$O" 2>&1 &
-lp=$!
-track_pid "$lp"
-for ((i = 0; i < 100; i++)); do [ -e "$T/ready" ] && break; sleep 0.05; done
-kill -TERM "$lp"
+bg_run "$O" "$T/ready" --backend fuse --bind "$T:/host" "$IMG" -- /bin/sh -c \
+    'trap "" TERM; touch /host/ready; while :; do sleep 0.05; done'
+kill -TERM "$LP"
 sleep 0.3
-kill -0 "$lp" 2>/dev/null || fail "one SIGTERM ended a command that ignores it"
-kill -TERM "$lp"
+kill -0 "$LP" 2>/dev/null || fail "one SIGTERM ended a command that ignores it"
+kill -TERM "$LP"
 rc=0
-bounded_wait "$lp" || rc=$?
+bounded_wait "$LP" || rc=$?
 assert_eq "$rc" 137 "exit status after the second SIGTERM"
 assert_clean "second SIGTERM"
 

@@ -91,32 +91,20 @@ for BE in kernel fuse; do
     assert_clean "exit statuses"
 
     check "[$BE] SIGTERM to the launcher reaches the command (and its trap)"
-    rm -f "$T/ready"
-    # not under timeout(1): it would signal the whole process group
-    TMPDIR=$RT "$LAYERFS" run "${RUNTAG[@]}" "${R[@]}" --bind "$T:/host" "$LOWERS" -- /bin/sh -c \
-        'trap "echo got-term; exit 42" TERM; touch /host/ready; while :; do sleep 0.05; done' \
-        </dev/null >"$O" 2>&1 &
-    lp=$!
-    track_pid "$lp"
-    for ((i = 0; i < 100; i++)); do [ -e "$T/ready" ] && break; sleep 0.05; done
-    [ -e "$T/ready" ] || fail "the command did not start"
-    kill -TERM "$lp"
+    bg_run "$O" "$T/ready" "${R[@]}" --bind "$T:/host" "$LOWERS" -- /bin/sh -c \
+        'trap "echo got-term; exit 42" TERM; touch /host/ready; while :; do sleep 0.05; done'
+    kill -TERM "$LP"
     rc=0
-    bounded_wait "$lp" || rc=$?
+    bounded_wait "$LP" || rc=$?
     assert_eq "$rc:$(cat "$O")" "42:got-term" "exit status and output after SIGTERM"
     assert_clean "SIGTERM"
 
     check "[$BE] SIGINT to the launcher: the command dies of it (130)"
-    rm -f "$T/ready"
-    TMPDIR=$RT "$LAYERFS" run "${RUNTAG[@]}" "${R[@]}" --bind "$T:/host" "$LOWERS" -- /bin/sh -c \
-        'touch /host/ready; exec sleep 60' </dev/null >"$O" 2>&1 &
-    lp=$!
-    track_pid "$lp"
-    for ((i = 0; i < 100; i++)); do [ -e "$T/ready" ] && break; sleep 0.05; done
+    bg_run "$O" "$T/ready" "${R[@]}" --bind "$T:/host" "$LOWERS" -- /bin/sh -c 'touch /host/ready; exec sleep 60'
     sleep 0.1
-    kill -INT "$lp"
+    kill -INT "$LP"
     rc=0
-    bounded_wait "$lp" || rc=$?
+    bounded_wait "$LP" || rc=$?
     assert_eq "$rc" 130 "exit status after SIGINT"
     assert_clean "SIGINT"
 

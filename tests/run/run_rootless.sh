@@ -95,19 +95,14 @@ for BE in kernel fuse; do
     READY=$T/ready-$BE
     mkdir -p "$READY"
     chown "$RUID:$RGID" "$READY"
-    TMPDIR=$RT setpriv --reuid="$RUID" --regid="$RGID" --init-groups -- "$LAYERFS" run "${RUNTAG[@]}" "${R[@]}" \
-        --bind "$READY:/host" "$LOWERS" -- /bin/sh -c \
-        'trap "echo got-term; exit 42" TERM; touch /host/ready; while :; do sleep 0.05; done' </dev/null >"$O" 2>&1 &
-    lp=$!
-    track_pid "$lp"
-    for ((i = 0; i < 100; i++)); do [ -e "$READY/ready" ] && break; sleep 0.05; done
-    [ -e "$READY/ready" ] || fail "the command did not start: $(cat "$O")"
+    bg_run "$O" "$READY/ready" "${R[@]}" --bind "$READY:/host" "$LOWERS" -- /bin/sh -c \
+        'trap "echo got-term; exit 42" TERM; touch /host/ready; while :; do sleep 0.05; done'
     if [ "$BE" = fuse ]; then
         assert_eq "$(daemon_uid)" "$RUID" "uid of the layerfs daemon outside"
     fi
-    kill -TERM "$lp"
+    kill -TERM "$LP"
     rc=0
-    bounded_wait "$lp" || rc=$?
+    bounded_wait "$LP" || rc=$?
     assert_eq "$rc:$(cat "$O")" "42:got-term" "exit status and output after SIGTERM"
     assert_clean "SIGTERM"
 

@@ -7,6 +7,7 @@
 #   lrun OUT ARGS...       run `layerfs run ${RUNTAG[@]} ARGS` bounded, stdin
 #                          closed, TMPDIR=$RT, as $AS_USER when set; exit
 #                          status in $RC, stdout+stderr in OUT
+#   bg_run OUT READY ARGS  the same in the background, until READY exists
 #   assert_clean WHAT      nothing mounted under $T, no launcher/daemon/
 #                          container process left, $RT empty
 #   make_user NAME [START] a system user for the rootless tests (with 65536
@@ -94,6 +95,27 @@ bounded_wait() {
         return 255
     fi
     wait "$p"
+}
+
+# bg_run OUT READY ARGS...: `layerfs run ${RUNTAG[@]} ARGS` in the
+# background (as $AS_USER when set; not under timeout(1), which would
+# signal the whole process group), its pid in LP; returns once the file
+# READY exists (the command makes it through a --bind).
+LP=""
+bg_run() {
+    local out=$1 ready=$2 i
+    shift 2
+    rm -f "$ready"
+    TMPDIR=$RT ${AS_USER:+setpriv --reuid="$AS_USER" --regid="$AS_GROUP" --init-groups --} \
+        "$LAYERFS" run "${RUNTAG[@]}" "$@" </dev/null >"$out" 2>&1 &
+    LP=$!
+    track_pid "$LP"
+    for ((i = 0; i < 200; i++)); do
+        [ -e "$ready" ] && return 0
+        kill -0 "$LP" 2>/dev/null || break
+        sleep 0.05
+    done
+    fail "the command did not start: $(cat "$out")"
 }
 
 _RUN_USERS=()

@@ -166,31 +166,22 @@ static int attach_in_root(int rootfd, int m, const char *path, bool dir, const c
  * namespace: its uid 0 is the host's), as podman does. */
 static int mask_proc(int rootfd)
 {
-	static const char *const hide[] = { "kcore", "keys", "timer_list", "sched_debug", NULL };
-	static const char *const ro[] = { "sys", "sysrq-trigger", "irq", "bus", "fs", NULL };
+	/* hidden under /dev/null, or made read-only */
+	static const struct { const char *name; bool hide; } paths[] = {
+		{ "kcore", true }, { "keys", true }, { "timer_list", true }, { "sched_debug", true },
+		{ "sys", false }, { "sysrq-trigger", false }, { "irq", false }, { "bus", false }, { "fs", false },
+	};
 	int proc = open_in_root(rootfd, "/proc", O_PATH | O_DIRECTORY);
 	if (proc < 0)
 		return -1;
-	for (const char *const *p = hide; *p; p++) {
-		int t = openat(proc, *p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) {
+		int t = openat(proc, paths[k].name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (t < 0)
-			continue;
-		int m = clone_tree(AT_FDCWD, "/dev/null", false, false);
+			continue; /* not in this kernel */
+		int m = paths[k].hide ? clone_tree(AT_FDCWD, "/dev/null", false, false) : clone_tree(t, "", true, true);
 		if (m < 0 || attach(m, t) != 0) {
-			run_err("cannot hide /proc/%s: %s", *p, strerror(errno));
-			close(t);
-			close(proc);
-			return -1;
-		}
-		close(t);
-	}
-	for (const char *const *p = ro; *p; p++) {
-		int t = openat(proc, *p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (t < 0)
-			continue;
-		int m = clone_tree(t, "", true, true);
-		if (m < 0 || attach(m, t) != 0) {
-			run_err("cannot make /proc/%s read-only: %s", *p, strerror(errno));
+			run_err("cannot %s /proc/%s: %s", paths[k].hide ? "hide" : "make read-only", paths[k].name,
+				strerror(errno));
 			close(t);
 			close(proc);
 			return -1;
