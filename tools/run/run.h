@@ -68,10 +68,7 @@ struct run_opts {
 	bool gid_set;
 	enum run_idmap idmap;  /* after defaults: what will be done */
 	bool idmap_asked;
-	/* what the supervisor gets when the launcher dies (PR_SET_PDEATHSIG) */
-#define RUN_SIG_ORPHANED (SIGRTMIN + 2)
-
-enum run_backend backend;
+	enum run_backend backend;
 	bool keep;
 	bool verbose;
 	char **argv;           /* the command */
@@ -109,7 +106,7 @@ int stack_mount(struct run_opts *o, struct mounted_stack *m);
 /* sfd: the supervisor's signalfd (SIGCHLD), to wait for the daemon */
 void stack_unmount(struct run_opts *o, struct mounted_stack *m, int sfd);
 
-/* rootfs.c: in the container's init, before pivot_root and after */
+/* rootfs.c: in the container's init: the mounts, then pivot_root */
 int rootfs_setup(struct run_opts *o);
 
 /* init.c: the container's pid 1; never returns */
