@@ -146,6 +146,15 @@ for BE in kernel fuse; do
     assert_clean "--net host"
 done
 
+check "subordinate ids but no newuidmap in PATH: only the caller is mapped (said with -v)"
+RC=0
+TMPDIR=$RT timeout 60 setpriv --reuid="$RUID" --regid="$RGID" --init-groups -- env PATH=/nonexistent \
+    "$LAYERFS" run -v "${RUNTAG[@]}" "$LOWERS" -- /bin/cat /proc/self/uid_map </dev/null >"$O" 2>&1 || RC=$?
+expect_rc 0 "$O" "no newuidmap"
+grep -q "no newuidmap/newgidmap (package uidmap): only the caller is mapped" "$O" || fail "no note: $(cat "$O")"
+assert_eq "$(grep -v '^layerfs run:' "$O" | awk '{ print $1 "," $2 "," $3 }')" "0,$RUID,1" "uid_map without newuidmap"
+assert_clean "no newuidmap"
+
 check "a user without subordinate ids gets --map-root by default"
 AS_USER=$PLAIN_UID AS_GROUP=$PLAIN_GID
 lrun "$O" "$C/full" -- /bin/sh -c 'cat /proc/self/uid_map; id -u; echo x >/tmp/x && cat /tmp/x'

@@ -394,6 +394,22 @@ static int resolve_paths(struct run_opts *o)
 	return 0;
 }
 
+static bool in_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	char *copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin"), *save, *dir;
+	bool found = false;
+	for (dir = strtok_r(copy, ":", &save); dir && !found; dir = strtok_r(NULL, ":", &save)) {
+		char *p;
+		if (asprintf(&p, "%s/%s", dir, name) < 0)
+			break;
+		found = access(p, X_OK) == 0;
+		free(p);
+	}
+	free(copy);
+	return found;
+}
+
 /* What user namespace, if any: see --help. */
 static int choose_idmap(struct run_opts *o)
 {
@@ -417,8 +433,13 @@ static int choose_idmap(struct run_opts *o)
 		}
 		return 0;
 	}
-	if (!o->idmap_asked)
+	if (!o->idmap_asked) {
 		o->idmap = have && !root ? IDMAP_SUBIDS : IDMAP_ROOT;
+		if (o->idmap == IDMAP_SUBIDS && !(in_path("newuidmap") && in_path("newgidmap"))) {
+			run_note(o, "no newuidmap/newgidmap (package uidmap): only the caller is mapped");
+			o->idmap = IDMAP_ROOT;
+		}
+	}
 	return 0;
 }
 
