@@ -265,7 +265,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o)
 		case OPT_BACKEND:
 			if (strcmp(optarg, "auto") == 0)
 				o->backend = BACKEND_AUTO;
-			else if (strcmp(optarg, "fuse") == 0 || strcmp(optarg, "layerfs") == 0)
+			else if (strcmp(optarg, "fuse") == 0)
 				o->backend = BACKEND_FUSE;
 			else if (strcmp(optarg, "kernel") == 0)
 				o->backend = BACKEND_KERNEL;
