@@ -239,6 +239,9 @@ def main():
         verdicts.append('%s: %.2f ms, target 2 x bwrap + mount = %.2f ms: %s'
                         % (k, med[k], limit, 'met' if med[k] <= limit else 'MISSED'))
     verdicts.append('1-layer layerfs mount: %.2f ms, target 20 ms: %s' % (mount, 'met' if mount < 20 else 'MISSED'))
+    cold = med['bwrap --bind MERGED / (fresh layerfs mount)']
+    verdicts.append('for comparison: 1-layer mount + bwrap on that fresh mount = %.2f ms; layerfs run --backend '
+                    'fuse does both in %.2f ms' % (mount + cold, med['layerfs run --backend fuse']))
     print()
     for v in verdicts:
         print(v)
