@@ -155,6 +155,25 @@ for BE in kernel fuse; do
     [ ! -e "$T/bsrc/x" ] || fail "the ro bind was written"
     rm -rf "$T/bsrc"
 
+    check "[$BE] a symlink in the image cannot lead a --bind onto the host"
+    EVIL=$T/evil-layer HOSTDIR=$T/hostdir-$BE PLANT=layerfs-run-planted-$$
+    mkdir -p "$EVIL" "$HOSTDIR" "$T/evil-up"
+    echo secret >"$T/bind-src"
+    # absolute, to a host directory the image does not have: refused
+    ln -sfn "$HOSTDIR" "$EVIL/escape"
+    # climbing above the root: stays inside it, at the image's /etc
+    ln -sfn ../../../../../../../../etc "$EVIL/climb"
+    lrun "$O" "${R[@]}" --bind "$T/bind-src:/escape/$PLANT" "$EVIL:$LOWERS" -- /bin/true
+    expect_rc 125 "$O" "bind through a symlink to a host path"
+    grep -q "cannot make '/escape/$PLANT' inside the container" "$O" || fail "bind through /escape: $(cat "$O")"
+    lrun "$O" "${R[@]}" --bind "$T/bind-src:/climb/$PLANT" "$EVIL:$LOWERS" "$T/evil-up" -- cat "/etc/$PLANT"
+    expect_rc 0 "$O" "bind through a climbing symlink"
+    assert_eq "$(cat "$O")" secret "the bind through /climb, seen at /etc inside"
+    [ -e "$T/evil-up/etc/$PLANT" ] || fail "the mount point was not made in the image's /etc (in the upper)"
+    [ ! -e "/etc/$PLANT" ] && [ -z "$(ls -A "$HOSTDIR")" ] || fail "a bind target was made on the host"
+    rm -rf "$EVIL" "$HOSTDIR" "$T/evil-up" "$T/.layerfs-work.evil-up"
+    assert_clean "symlink bind"
+
     check "[$BE] writes land in the upper; a later layerfs mount shows them"
     UP=$T/up-$BE M=$T/m-$BE
     mkdir -p "$UP" "$M"
