@@ -90,10 +90,14 @@ int supervisor_main(struct run_opts *o)
 		if (n != sizeof si) {
 			if (n < 0 && errno == EINTR)
 				continue;
+			/* cannot happen; if it does, end the run rather than spin */
 			run_err("signalfd read: %s", strerror(errno));
 			kill(init, SIGKILL);
-			terms = 99;
-			continue;
+			int st;
+			while (waitpid(init, &st, 0) < 0 && errno == EINTR)
+				;
+			code = status_code(st);
+			break;
 		}
 		if (si.ssi_signo == SIGCHLD) {
 			int st;
