@@ -12,7 +12,7 @@ BUILD_PKGS=(
 )
 TEST_PKGS=(
     attr acl libcap2-bin fuse-overlayfs util-linux zstd xfsprogs procps psmisc coreutils
-    python3 passwd fio
+    python3 passwd fio uidmap bubblewrap iproute2
     skopeo umoci podman runc
 )
 ALL_PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")

@@ -1,5 +1,5 @@
 /* layerfs.c - main(): parse the command line, then mount, unmount, or
- * print help/version. */
+ * print help/version; `layerfs run` goes to the launcher (tools/run/). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 
 #include "../fs/fs.h"
 #include "../layers/options.h"
+#include "run/run_main.h"
 
 #ifndef LAYERFS_VERSION
 #define LAYERFS_VERSION "0.1.0"
@@ -23,6 +24,8 @@ static void usage(FILE *f)
 		"       layerfs mount LOWER1[:LOWER2...] MERGED --read-only [options]\n"
 		"       layerfs [-f] [-d] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,opt...] MERGED\n"
 		"       layerfs umount MERGED\n"
+		"       layerfs run [options] LOWER1[:LOWER2...] [UPPER] -- COMMAND [ARG...]\n"
+		"                             (see layerfs run --help)\n"
 		"\n"
 		"The leftmost lower is the top layer. Write '\\:' for a colon inside a path.\n"
 		"\n"
@@ -72,6 +75,9 @@ int main(int argc, char **argv)
 	struct lfs_options o;
 	char err[1024];
 
+	/* its own command line, not the mount one */
+	if (argc > 1 && strcmp(argv[1], "run") == 0)
+		return lfs_run_main(argc - 1, argv + 1);
 	if (lfs_parse_args(argc, argv, &o, err, sizeof err)) {
 		fprintf(stderr, "layerfs: %s\n", err);
 		lfs_options_free(&o);
