@@ -46,23 +46,29 @@ static enum xperm_mode upper_mode(void)
 
 /* xattr_permissions=N: the upper root must carry the name N writes, so
  * that the next mount finds the upper in override mode; its value comes
- * from the first lower root that has one, else 0:0:0555, as fuse-overlayfs
- * sets it. */
+ * from the first lower root that has one, else from the upper root's own
+ * owner and mode (what fuse-overlayfs 1.10 records). */
 static int setup_upper_root(enum xperm_mode m, char *err, size_t errlen)
 {
 	int ufd = lfs.stack.layers[0].root_fd;
-	struct xperm_value v = { 0, 0, 0555 };
+	struct xperm_value v;
+	struct stat st;
+	if (fstat(ufd, &st) < 0)
+		return lfs_errorf(err, errlen, "cannot stat upper '%s': %s", lfs.stack.layers[0].path,
+				  strerror(errno));
+	const struct xperm_value own = { st.st_uid, st.st_gid, st.st_mode & 07777 };
 	int rc = xperm_read(ufd, m, &v);
 	if (rc > 0)
 		return 0;
+	v = own;
 	for (unsigned k = 1; rc == 0 && k < lfs.stack.nlayers; k++) {
 		int lfd = lfs.stack.layers[k].root_fd;
 		rc = xperm_read(lfd, m, &v);
 		if (rc == 0 && m == XPERM_USER)
 			rc = xperm_read(lfd, XPERM_CONTAINERS, &v);
 	}
-	if (rc < 0)
-		v = (struct xperm_value){ 0, 0, 0555 };
+	if (rc <= 0)
+		v = own;
 	rc = xperm_write(ufd, m, &v);
 	if (rc)
 		return lfs_errorf(err, errlen, "cannot set %s on upper '%s': %s", xperm_name(m),
@@ -251,12 +257,23 @@ int ids_record_new(fuse_req_t req, int dirfd, const char *name, mode_t mode)
 int ids_copy_up(unsigned src_layer, int src_fd, int dst_fd)
 {
 	enum xperm_mode m = upper_mode();
-	if (m == XPERM_NONE || src_layer >= lfs.stack.nlayers)
+	if (!any_xperm || src_layer >= lfs.stack.nlayers)
 		return 0;
 	struct xperm_value v;
 	int rc = xperm_read(src_fd, layer_xperm[src_layer], &v);
 	if (rc <= 0)
 		return rc; /* the real owner and mode came along */
-	rc = xperm_write(dst_fd, m, &v);
-	return rc == -EPERM ? 0 : rc;
+	if (m != XPERM_NONE) {
+		rc = xperm_write(dst_fd, m, &v);
+		return rc == -EPERM ? 0 : rc;
+	}
+	/* an upper without overrides: the copy gets for real the owner and
+	 * mode its lower showed, as fuse-overlayfs gives it, so copy-up
+	 * changes nothing that stat shows (owner first: chown clears set-id) */
+	char p[32];
+	snprintf(p, sizeof p, "/proc/self/fd/%d", dst_fd);
+	if (fchownat(dst_fd, "", v.uid, v.gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
+	    chmod(p, v.mode) < 0)
+		return -errno;
+	return 0;
 }
