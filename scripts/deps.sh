@@ -13,6 +13,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
     attr acl libcap2-bin fuse-overlayfs util-linux zstd xfsprogs procps psmisc coreutils
     python3 passwd fio
+    podman runc conmon uidmap buildah
 )
 ALL_PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
 

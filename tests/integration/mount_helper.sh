@@ -32,7 +32,9 @@ helper_cleanup() {
         rm -f "$LINK"
     fi
 }
-trap 'helper_cleanup; _cleanup' EXIT
+# the test's exit status goes on to lib.sh's _cleanup, which exits with it
+_keep_rc() { return "$1"; }
+trap '_rc=$?; helper_cleanup; _keep_rc "$_rc"; _cleanup' EXIT
 
 # The daemons mount.fuse3 started: layerfs processes naming MERGED.
 daemons_of() { daemon_pids "$1"; }
