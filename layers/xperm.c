@@ -21,6 +21,14 @@ const char *xperm_name(enum xperm_mode m)
 	}
 }
 
+bool xperm_is_name(const char *name)
+{
+	for (enum xperm_mode m = XPERM_PRIVILEGED; m <= XPERM_USER; m++)
+		if (!strcmp(name, xperm_name(m)))
+			return true;
+	return false;
+}
+
 enum xperm_mode xperm_mode_of_option(int xattr_permissions)
 {
 	return xattr_permissions == 1 ? XPERM_PRIVILEGED :

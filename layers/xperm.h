@@ -11,6 +11,7 @@
 #ifndef LAYERFS_XPERM_H
 #define LAYERFS_XPERM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -29,6 +30,8 @@ struct xperm_value {
 
 /* The xattr name of a mode; NULL for XPERM_NONE. */
 const char *xperm_name(enum xperm_mode m);
+/* Is name one of the override xattrs? */
+bool xperm_is_name(const char *name);
 /* The mode xattr_permissions=N writes (1, 2), XPERM_NONE otherwise. */
 enum xperm_mode xperm_mode_of_option(int xattr_permissions);
 

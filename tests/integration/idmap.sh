@@ -191,6 +191,16 @@ assert_eq "$(stat -c %u:%g "$d/u/home/u/byg")" "555:555"
 rc=0; setpriv --reuid=100555 --regid=100555 --clear-groups -- sh -c "echo g >'$d/m/home/u/nog'" 2>/dev/null || rc=$?
 [ "$rc" != 0 ] || fail "a caller without the group wrote into the 0770 directory"
 
+check "override xattrs cannot be set or read through the mount (no file records itself as root)"
+for x in user.containers.override_stat user.fuseoverlayfs.override_stat security.fuseoverlayfs.override_stat; do
+    rc=0; setfattr -n "$x" -v 0:0:04755 "$d/m/rootfile" 2>/dev/null || rc=$?
+    [ "$rc" != 0 ] || fail "setting $x through the mount succeeded"
+done
+setfattr -n user.containers.override_stat -v 0:0:04755 "$d/l/owned"
+[ "$(errno_of getxattr "$d/m/owned" user.containers.override_stat)" = ENODATA ] ||
+    fail "a lower's user.containers.override_stat is readable through the mount"
+case " $(oscall listxattr "$d/m/owned") " in *override_stat*) fail "override_stat listed" ;; esac
+
 check "bad mapping values: one-line error, exit 2, nothing mounted"
 for bad in "uidmapping=0:1" "uidmapping=0:x:1" "gidmapping=0:1:1:0:5:1" "squash_to_uid=-3" "xattr_permissions=7"; do
     run_layerfs -o "lowerdir=$d/l,upperdir=$d/u,workdir=$d/w,$bad" "$T/c1-lf/m"
