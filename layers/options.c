@@ -182,7 +182,9 @@ static int parse_one_option(struct lfs_options *o, char *opt, char *err, size_t 
 	if (is_flag(opt, "defaults") || is_flag(opt, "auto") || is_flag(opt, "noauto") ||
 	    is_flag(opt, "user") || is_flag(opt, "nouser") || is_flag(opt, "_netdev") ||
 	    is_flag(opt, "exec") || is_flag(opt, "noexec") || is_flag(opt, "atime") ||
-	    is_flag(opt, "noatime") || is_flag(opt, "relatime"))
+	    is_flag(opt, "noatime") || is_flag(opt, "relatime") || is_flag(opt, "nofail") ||
+	    is_flag(opt, "users") || is_flag(opt, "owner") || is_flag(opt, "group") ||
+	    strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0 || is_flag(opt, "comment"))
 		return 0;
 
 	char *msg;

@@ -365,7 +365,8 @@ static void test_parse_unknown_options_warn(void **state)
 	done(p);
 
 	/* fstab/mount(8) noise is silently accepted */
-	p = PARSE_OK("-o", "lowerdir=/l,defaults,noauto,_netdev,noatime,relatime,exec", "/mnt");
+	p = PARSE_OK("-o", "lowerdir=/l,defaults,noauto,_netdev,noatime,relatime,exec,nofail,users,"
+		     "x-systemd.automount,comment=x", "/mnt");
 	assert_int_equal(p->o.nwarnings, 0);
 	done(p);
 }
