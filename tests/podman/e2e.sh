@@ -6,9 +6,11 @@
 # link; `podman diff`; `podman commit`; run the committed image and read it
 # all back; run it under --uidmap (containers-storage hands the mapping to
 # the mount program); `podman build` a Containerfile on top; and, when buildah
-# is installed, `buildah from/run/commit`.  The outputs with layerfs equal the
-# outputs with fuse-overlayfs, and the container mounts are the expected
-# mount program's.
+# is installed, `buildah from/run/commit`.  The same again rootless with
+# force_mask (containers-storage keeps owners and modes in
+# user.containers.override_stat and passes xattr_permissions=2).  The outputs
+# with layerfs equal the outputs with fuse-overlayfs, and the container
+# mounts are the expected mount program's.
 #
 # Nothing outside the test's temp dir is used: private stores through
 # CONTAINERS_STORAGE_CONF / CONTAINERS_CONF (graphroot, runroot,
@@ -35,8 +37,8 @@ STORES=()   # "user:name" of every store made, for the reset at exit
 # ---------------------------------------------------------------- stores
 
 # The configuration of one store: STORE_DIR/{storage,containers}.conf.
-write_conf() { # write_conf DIR MOUNT_PROGRAM GRAPHROOT RUNROOT
-    local d=$1 mp=$2 graph=$3 run=$4
+write_conf() { # write_conf DIR MOUNT_PROGRAM GRAPHROOT RUNROOT [OVERLAY_OPTION]
+    local d=$1 mp=$2 graph=$3 run=$4 extra=${5:-}
     mkdir -p "$d"
     cat >"$d/storage.conf" <<EOF
 [storage]
@@ -46,6 +48,7 @@ runroot = "$run"
 rootless_storage_path = "$graph"
 [storage.options.overlay]
 mount_program = "$mp"
+$extra
 EOF
     # runc: crun refuses the cgroup layout of these machines
     cat >"$d/containers.conf" <<EOF
@@ -56,6 +59,10 @@ netns = "none"
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+# libpod's own state and locks, private too: root's default /run/libpod
+# and its shm locks would be shared with any other podman on the machine
+tmp_dir = "$(dirname "$run")/libpod-tmp"
+lock_type = "file"
 EOF
     chmod 0644 "$d"/*.conf
 }
@@ -68,7 +75,7 @@ P() {
     root-*)
         timeout -k 10 "$PODMAN_TIMEOUT" env CONTAINERS_STORAGE_CONF="$d/storage.conf" \
             CONTAINERS_CONF="$d/containers.conf" podman "$@" ;;
-    rl-*)
+    rl*)
         # a login-like environment of its own per store (the rootless pause
         # process and runroot live under XDG_RUNTIME_DIR)
         timeout -k 10 "$PODMAN_TIMEOUT" runuser -u "$RU" -- env -i HOME="$RH" USER="$RU" LOGNAME="$RU" \
@@ -86,7 +93,7 @@ B() {
     root-*)
         timeout -k 10 "$PODMAN_TIMEOUT" env CONTAINERS_STORAGE_CONF="$d/storage.conf" \
             CONTAINERS_CONF="$d/containers.conf" buildah "$@" ;;
-    rl-*)
+    rl*)
         timeout -k 10 "$PODMAN_TIMEOUT" runuser -u "$RU" -- env -i HOME="$RH" USER="$RU" LOGNAME="$RU" \
             PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR="$T/xdg-$s" \
             CONTAINERS_STORAGE_CONF="$d/storage.conf" CONTAINERS_CONF="$d/containers.conf" \
@@ -132,6 +139,8 @@ chmod 0644 "$TAR"
 
 # ---------------------------------------------------------------- the steps
 
+# (the chmod of new files: fuse-overlayfs 1.10 with xattr_permissions records
+# a new file's mode | 0755; layerfs records the mode asked for)
 WRITE='set -e
 echo hello >/root/new
 echo more >>/etc/debian_version
@@ -141,6 +150,7 @@ mkdir -p /srv/d/e && echo x >/srv/d/e/f
 ln -s ../root/new /srv/link
 ln /srv/d/e/f /srv/hard
 chmod 0700 /srv/d
+chmod 0644 /root/new /srv/d/e/f
 chown 1:2 /srv/d/e/f
 cat /etc/debian_version
 ls /var/log'
@@ -184,9 +194,17 @@ run_steps() {
         fail "$s: podman run -d failed"
     case $s in
     root-*) m=$(P "$s" mount c2) && got=$(findmnt -n -o FSTYPE "$m") ;;
-    rl-*) got=$(P "$s" unshare sh -c 'findmnt -n -o FSTYPE "$(podman mount c2)"') ;;
+    rl*) got=$(P "$s" unshare sh -c 'findmnt -n -o FSTYPE "$(podman mount c2)"') ;;
     esac
     assert_eq "$got" "$fstype" "$s: fs type of the container root"
+    if [ "$s" = rlfm-lf ]; then
+        # force_mask: containers-storage adds xattr_permissions=2, and the
+        # container's upper root then carries layerfs's override xattr
+        local dd
+        for dd in "$RH/graph-fm-lf/overlay/"*/diff; do
+            if getfattr -n user.fuseoverlayfs.override_stat "$dd" >/dev/null 2>&1; then echo marked; fi
+        done | sort -u >"$T/out/rlfm-lf.xp"
+    fi
     P "$s" rm -f -t 0 c2 >/dev/null
     # podman build on top of the committed image
     mkdir -p "$o/ctx"
@@ -291,6 +309,27 @@ run_steps rl-fo "$T/out/rl-fo" fuse.fuse-overlayfs 0:1:1000
 check "rootless: layerfs's outputs equal fuse-overlayfs's"
 compare_runs "$T/out/rl-lf" "$T/out/rl-fo" "rootless"
 # (not the export: a rootless import makes no device nodes in /dev)
+check "rootless with force_mask (owners and modes in xattrs, xattr_permissions=2), layerfs"
+for mp in lf fo; do
+    s=rlfm-$mp
+    prog=$LAYERFS
+    [ $mp = fo ] && prog=$(command -v fuse-overlayfs)
+    write_conf "$T/conf/$s" "$prog" "$RH/graph-fm-$mp" "$T/xdg-$s/containers" 'force_mask = "shared"'
+    mkdir -p "$T/xdg-$s"
+    chown "$RU:" "$T/xdg-$s"
+    chmod 0700 "$T/xdg-$s"
+    STORES+=("$s")
+done
+run_steps rlfm-lf "$T/out/rlfm-lf" fuse.layerfs 0:1:1000
+check "rootless with force_mask, fuse-overlayfs"
+run_steps rlfm-fo "$T/out/rlfm-fo" fuse.fuse-overlayfs 0:1:1000
+check "rootless with force_mask: layerfs's outputs equal fuse-overlayfs's"
+compare_runs "$T/out/rlfm-lf" "$T/out/rlfm-fo" "rootless force_mask"
+getfattr -h -n user.containers.override_stat "$RH/graph-fm-lf/overlay/"*/diff/etc/passwd 2>/dev/null |
+    grep -q override_stat || fail "force_mask layers carry no user.containers.override_stat"
+grep -qx marked "$T/out/rlfm-lf.xp" ||
+    fail "the force_mask store's container upper was not mounted with xattr_permissions=2"
+
 check "rootless and root gave the same container view"
 for f in diff committed built; do
     diff -u "$T/out/root-lf/$f" "$T/out/rl-lf/$f" >"$T/.d" || { cat "$T/.d"; fail "rootless '$f' differs from root's"; }
