@@ -157,6 +157,10 @@ int ids_caller(fuse_req_t req, uid_t *uid, gid_t *gid, gid_t *groups, int *ngrou
 int ids_record_new(fuse_req_t req, int dirfd, const char *name, mode_t mode);
 /* After a copy-up from src_layer: carries the override owner and mode over. */
 int ids_copy_up(unsigned src_layer, int src_fd, int dst_fd);
+/* POSIX ACL values hold ids too: mapped in place on the way out; on the
+ * way in, *out is a mapped copy to store instead (free it) or NULL. */
+void ids_acl_out(const char *name, void *buf, size_t len);
+int ids_acl_in(const char *name, const void *value, size_t len, void **out);
 
 /* ---- op tables of the other files ---- */
 void inode_ops_register(struct fuse_lowlevel_ops *ops);

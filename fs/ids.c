@@ -254,6 +254,39 @@ int ids_record_new(fuse_req_t req, int dirfd, const char *name, mode_t mode)
 	return rc;
 }
 
+static bool is_acl_name(const char *name)
+{
+	return !strcmp(name, "system.posix_acl_access") || !strcmp(name, "system.posix_acl_default");
+}
+
+void ids_acl_out(const char *name, void *buf, size_t len)
+{
+	if (shifting && is_acl_name(name))
+		lfs_idmap_acl(shift(), buf, len, false);
+}
+
+int ids_acl_in(const char *name, const void *value, size_t len, void **out)
+{
+	*out = NULL;
+	if (!shifting || !is_acl_name(name) || len == 0)
+		return 0;
+	void *copy = malloc(len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, value, len);
+	int rc = lfs_idmap_acl(shift(), copy, len, true);
+	if (rc == -EINVAL) {
+		free(copy); /* not an ACL: the filesystem says so itself */
+		return 0;
+	}
+	if (rc) {
+		free(copy);
+		return rc;
+	}
+	*out = copy;
+	return 0;
+}
+
 int ids_copy_up(unsigned src_layer, int src_fd, int dst_fd)
 {
 	enum xperm_mode m = upper_mode();

@@ -68,6 +68,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	ssize_t n = fd_getxattr(i->copies[0].fd, sname, buf, size);
 	int e = errno;
 	pthread_rwlock_unlock(&i->rw);
+	if (n > 0 && size)
+		ids_acl_out(name, buf, (size_t)n); /* ACL ids, mapped as owners are */
 	if (n < 0)
 		fuse_reply_err(req, e);
 	else if (size == 0)
@@ -133,13 +135,17 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	int rc = copy_up(i, COPYUP_DATA | COPYUP_ORIGIN);
+	void *mapped = NULL;
+	int rc = ids_acl_in(name, value, size, &mapped);
+	if (rc == 0)
+		rc = copy_up(i, COPYUP_DATA | COPYUP_ORIGIN);
 	if (rc == 0) {
 		inode_rdlock(i);
-		if (fd_setxattr(i->copies[0].fd, sname, value, size, flags) < 0)
+		if (fd_setxattr(i->copies[0].fd, sname, mapped ? mapped : value, size, flags) < 0)
 			rc = -errno;
 		pthread_rwlock_unlock(&i->rw);
 	}
+	free(mapped);
 	fuse_reply_err(req, -rc);
 }
 

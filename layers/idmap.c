@@ -197,6 +197,47 @@ uint32_t lfs_stored_gid(const struct lfs_idshift *s, uint32_t shown)
 	return stored_id(&s->gid, shown, &out) ? out : s->overflow_gid;
 }
 
+/* The kernel's posix_acl_xattr layout: a 4-byte version, then entries of
+ * tag (2), perm (2), id (4), all little-endian. */
+#define ACL_XATTR_VERSION 2
+#define ACL_TAG_USER 0x02
+#define ACL_TAG_GROUP 0x08
+
+static uint32_t get_le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+int lfs_idmap_acl(const struct lfs_idshift *s, void *value, size_t len, bool to_stored)
+{
+	unsigned char *v = value;
+	if (len < 4 || (len - 4) % 8 != 0 || get_le32(v) != ACL_XATTR_VERSION)
+		return -EINVAL;
+	for (size_t off = 4; off < len; off += 8) {
+		unsigned tag = (unsigned)v[off] | (unsigned)v[off + 1] << 8;
+		const struct lfs_idmap *m = tag == ACL_TAG_USER ? &s->uid : tag == ACL_TAG_GROUP ? &s->gid : NULL;
+		if (!m || m->n == 0)
+			continue;
+		uint32_t id = get_le32(v + off + 4), out;
+		if (to_stored) {
+			if (!lfs_idmap_to_stored(m, id, &out))
+				return -EOVERFLOW;
+		} else if (!lfs_idmap_to_shown(m, id, &out)) {
+			out = tag == ACL_TAG_USER ? s->overflow_uid : s->overflow_gid;
+		}
+		put_le32(v + off + 4, out);
+	}
+	return 0;
+}
+
 uint32_t lfs_parse_overflow_id(const char *text, uint32_t fallback)
 {
 	uint32_t v;

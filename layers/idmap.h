@@ -67,6 +67,13 @@ uint32_t lfs_stored_gid(const struct lfs_idshift *s, uint32_t shown);
 bool lfs_stored_uid_strict(const struct lfs_idshift *s, uint32_t shown, uint32_t *out);
 bool lfs_stored_gid_strict(const struct lfs_idshift *s, uint32_t shown, uint32_t *out);
 
+/* Maps the ids of the named user and group entries of a POSIX ACL xattr
+ * value (system.posix_acl_access/_default, version 2) in place: stored ->
+ * shown (overflow ids for unmapped ones) or shown -> stored.  Squashing
+ * does not apply: it is about owners.  Returns 0; -EINVAL for a value that
+ * is not an ACL; -EOVERFLOW when an id coming in has no range. */
+int lfs_idmap_acl(const struct lfs_idshift *s, void *value, size_t len, bool to_stored);
+
 /* Reads a number from /proc/sys/kernel/overflow[ug]id-style text; returns
  * fallback when text is NULL or not a number in 0..2^32-2. */
 uint32_t lfs_parse_overflow_id(const char *text, uint32_t fallback);

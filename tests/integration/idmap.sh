@@ -201,6 +201,21 @@ setfattr -n user.containers.override_stat -v 0:0:04755 "$d/l/owned"
     fail "a lower's user.containers.override_stat is readable through the mount"
 case " $(oscall listxattr "$d/m/owned") " in *override_stat*) fail "override_stat listed" ;; esac
 
+check "POSIX ACL entries are mapped like owners, both ways, and enforced on the shown ids"
+printf secret >"$d/l/acl"
+chmod 0600 "$d/l/acl"
+setfacl -m u:5:r "$d/l/acl"
+got=$(getfacl -n -p "$d/m/acl" 2>/dev/null | grep '^user:[0-9]')
+assert_eq "$got" "user:100005:r--"
+assert_eq "$(setpriv --reuid=100005 --regid=100005 --clear-groups -- cat "$d/m/acl" 2>&1)" "secret"
+rc=0; setpriv --reuid=100006 --regid=100006 --clear-groups -- cat "$d/m/acl" >/dev/null 2>&1 || rc=$?
+[ "$rc" != 0 ] || fail "a user outside the ACL read the 0600 file"
+t setfacl -m u:100042:rw,g:100043:r "$d/m/acl"
+assert_eq "$(getfacl -n -p "$d/u/acl" 2>/dev/null | grep -E '^(user|group):[0-9]' | tr '\n' ' ')" \
+    "user:5:r-- user:42:rw- group:43:r-- "
+rc=0; setfacl -m u:42:r "$d/m/acl" 2>/dev/null || rc=$?
+[ "$rc" != 0 ] || fail "an ACL entry for an unmapped id was stored"
+
 check "bad mapping values: one-line error, exit 2, nothing mounted"
 for bad in "uidmapping=0:1" "uidmapping=0:x:1" "gidmapping=0:1:1:0:5:1" "squash_to_uid=-3" "xattr_permissions=7"; do
     run_layerfs -o "lowerdir=$d/l,upperdir=$d/u,workdir=$d/w,$bad" "$T/c1-lf/m"

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +180,52 @@ static void test_overflow_text(void **state)
 	assert_int_equal(lfs_parse_overflow_id("4294967295", 7), 7);
 }
 
+static void put16(unsigned char *p, unsigned v) { p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8); }
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int k = 0; k < 4; k++)
+		p[k] = (unsigned char)(v >> (8 * k));
+}
+static uint32_t get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void test_acl(void **state)
+{
+	(void)state;
+	struct lfs_idshift s = shift_of("0:100000:65536", "0:200000:65536");
+	/* version 2; user_obj, user 5, group_obj, group 7, mask, other */
+	unsigned char acl[4 + 6 * 8];
+	const unsigned tags[] = { 0x01, 0x02, 0x04, 0x08, 0x10, 0x20 };
+	const uint32_t ids[] = { 0xffffffffu, 5, 0xffffffffu, 7, 0xffffffffu, 0xffffffffu };
+	put32(acl, 2);
+	for (int k = 0; k < 6; k++) {
+		put16(acl + 4 + 8 * k, tags[k]);
+		put16(acl + 6 + 8 * k, 6);
+		put32(acl + 8 + 8 * k, ids[k]);
+	}
+	assert_int_equal(lfs_idmap_acl(&s, acl, sizeof acl, false), 0);
+	assert_int_equal(get32(acl + 8 + 8), 100005);        /* named user */
+	assert_int_equal(get32(acl + 8 + 24), 200007);       /* named group */
+	assert_int_equal(get32(acl + 8), 0xffffffffu);       /* user_obj: no id */
+	assert_int_equal(get32(acl + 8 + 32), 0xffffffffu);  /* mask */
+	assert_int_equal(lfs_idmap_acl(&s, acl, sizeof acl, true), 0);
+	assert_int_equal(get32(acl + 8 + 8), 5);
+	assert_int_equal(get32(acl + 8 + 24), 7);
+	/* unmapped: overflow going out, EOVERFLOW coming in */
+	put32(acl + 8 + 8, 70000);
+	assert_int_equal(lfs_idmap_acl(&s, acl, sizeof acl, false), 0);
+	assert_int_equal(get32(acl + 8 + 8), 65534);
+	put32(acl + 8 + 8, 5);
+	assert_int_equal(lfs_idmap_acl(&s, acl, sizeof acl, true), -EOVERFLOW);
+	/* not an ACL */
+	assert_int_equal(lfs_idmap_acl(&s, acl, 7, false), -EINVAL);
+	put32(acl, 1);
+	assert_int_equal(lfs_idmap_acl(&s, acl, sizeof acl, false), -EINVAL);
+	lfs_idshift_free(&s);
+}
+
 static void xperm_ok(const char *text, uint32_t uid, uint32_t gid, unsigned mode)
 {
 	struct xperm_value v;
@@ -236,6 +283,7 @@ int main(void)
 		cmocka_unit_test(test_squash),
 		cmocka_unit_test(test_overflow_text),
 		cmocka_unit_test(test_xperm_values),
+		cmocka_unit_test(test_acl),
 	};
 	return cmocka_run_group_tests_name("idmap", tests, NULL, NULL);
 }
