@@ -67,38 +67,42 @@ EOF
     chmod 0644 "$d"/*.conf
 }
 
-# P STORE ARGS...: podman on a store ("root-lf", "rl-fo", ...), bounded.
-P() {
-    local s=$1 d=$T/conf/$1
-    shift
+# on_store STORE PROG ARGS...: podman or buildah on a store ("root-lf",
+# "rl-fo", ...), bounded.  Rootless stores run as the test user in a
+# login-like environment of their own (the rootless pause process and the
+# runroot live under XDG_RUNTIME_DIR).
+on_store() {
+    local s=$1 prog=$2 d=$T/conf/$1
+    shift 2
     case $s in
     root-*)
         timeout -k 10 "$PODMAN_TIMEOUT" env CONTAINERS_STORAGE_CONF="$d/storage.conf" \
-            CONTAINERS_CONF="$d/containers.conf" podman "$@" ;;
+            CONTAINERS_CONF="$d/containers.conf" "$prog" "$@" ;;
     rl*)
-        # a login-like environment of its own per store (the rootless pause
-        # process and runroot live under XDG_RUNTIME_DIR)
         timeout -k 10 "$PODMAN_TIMEOUT" runuser -u "$RU" -- env -i HOME="$RH" USER="$RU" LOGNAME="$RU" \
             PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR="$T/xdg-$s" \
             CONTAINERS_STORAGE_CONF="$d/storage.conf" CONTAINERS_CONF="$d/containers.conf" \
-            podman "$@" 2> >(grep -v 'is not a shared mount' >&2 || true) ;;
+            "$prog" "$@" 2> >(grep -v 'is not a shared mount' >&2 || true) ;;
     esac
 }
+P() { on_store "$1" podman "${@:2}"; }
+B() { on_store "$1" buildah "${@:2}"; }
 
-# B STORE ARGS...: buildah on the same store.
-B() {
-    local s=$1 d=$T/conf/$1
-    shift
+# make_store STORE MP GRAPHROOT [OVERLAY_OPTION]: the configuration of a
+# store whose mount program is layerfs (MP=lf) or fuse-overlayfs (fo).
+make_store() {
+    local s=$1 prog=$LAYERFS run
+    [ "$2" = fo ] && prog=$(command -v fuse-overlayfs)
     case $s in
-    root-*)
-        timeout -k 10 "$PODMAN_TIMEOUT" env CONTAINERS_STORAGE_CONF="$d/storage.conf" \
-            CONTAINERS_CONF="$d/containers.conf" buildah "$@" ;;
-    rl*)
-        timeout -k 10 "$PODMAN_TIMEOUT" runuser -u "$RU" -- env -i HOME="$RH" USER="$RU" LOGNAME="$RU" \
-            PATH=/usr/local/bin:/usr/bin:/bin XDG_RUNTIME_DIR="$T/xdg-$s" \
-            CONTAINERS_STORAGE_CONF="$d/storage.conf" CONTAINERS_CONF="$d/containers.conf" \
-            buildah "$@" 2> >(grep -v 'is not a shared mount' >&2 || true) ;;
+    root-*) run=$T/$s/run ;;
+    *)
+        run=$T/xdg-$s/containers
+        mkdir -p "$T/xdg-$s"
+        chown "$RU:" "$T/xdg-$s"
+        chmod 0700 "$T/xdg-$s" ;;
     esac
+    write_conf "$T/conf/$s" "$prog" "$3" "$run" "${4:-}"
+    STORES+=("$s")
 }
 
 podman_cleanup() {
@@ -243,6 +247,18 @@ compare_runs() {
     done
 }
 
+# both KIND UIDMAP WHAT: the steps on stores KIND-lf (layerfs) and KIND-fo
+# (fuse-overlayfs), then every output compared.
+both() {
+    local k=$1 map=$2 what=$3
+    check "$what, layerfs: import, run (write, delete), diff, commit, export, --uidmap, build"
+    run_steps "$k-lf" "$T/out/$k-lf" fuse.layerfs "$map"
+    check "$what, fuse-overlayfs: the same steps"
+    run_steps "$k-fo" "$T/out/$k-fo" fuse.fuse-overlayfs "$map"
+    check "$what: layerfs's outputs equal fuse-overlayfs's"
+    compare_runs "$T/out/$k-lf" "$T/out/$k-fo" "$what"
+}
+
 # containers-storage 1.43 (podman 4.3) idmaps the lowers itself when the
 # kernel can, *and* hands the mapping to the mount program, so --uidmap
 # shifts twice (fuse-overlayfs then fails the run; later storage versions
@@ -258,19 +274,11 @@ seed_no_idmapped_lowers() { # seed RUNROOT
 
 for mp in lf fo; do
     s=root-$mp
-    prog=$LAYERFS
-    [ $mp = fo ] && prog=$(command -v fuse-overlayfs)
-    write_conf "$T/conf/$s" "$prog" "$T/$s/graph" "$T/$s/run"
+    make_store "$s" $mp "$T/$s/graph"
     seed_no_idmapped_lowers "$T/$s/run"
-    STORES+=("$s")
     assert_eq "$(P "$s" info --format '{{.Store.GraphRoot}}')" "$T/$s/graph" "$s: graphroot"
 done
-check "root, layerfs: import, run (write, delete), diff, commit, export, --uidmap, build"
-run_steps root-lf "$T/out/root-lf" fuse.layerfs 0:100000:65536
-check "root, fuse-overlayfs: the same steps"
-run_steps root-fo "$T/out/root-fo" fuse.fuse-overlayfs 0:100000:65536
-check "root: layerfs's outputs equal fuse-overlayfs's"
-compare_runs "$T/out/root-lf" "$T/out/root-fo" "root"
+both root 0:100000:65536 root
 grep -qx 'D /etc/issue.net' "$T/out/root-lf/diff" || fail "podman diff lacks 'D /etc/issue.net'"
 grep -qx 'A /root/new' "$T/out/root-lf/diff" || fail "podman diff lacks 'A /root/new'"
 grep -q "No such file" "$T/out/root-lf/committed" || fail "deleted files came back in the committed image"
@@ -293,43 +301,21 @@ done
 chmod 0666 /dev/fuse
 for mp in lf fo; do
     s=rl-$mp
-    prog=$LAYERFS
-    [ $mp = fo ] && prog=$(command -v fuse-overlayfs)
-    write_conf "$T/conf/$s" "$prog" "$RH/graph-$mp" "$T/xdg-$s/containers"
-    mkdir -p "$T/xdg-$s"
-    chown "$RU:" "$T/xdg-$s"
-    chmod 0700 "$T/xdg-$s"
-    STORES+=("$s")
+    make_store "$s" $mp "$RH/graph-$mp"
     assert_eq "$(P "$s" info --format '{{.Store.GraphRoot}}')" "$RH/graph-$mp" "$s: rootless graphroot"
 done
-check "rootless, layerfs: the same steps"
-run_steps rl-lf "$T/out/rl-lf" fuse.layerfs 0:1:1000
-check "rootless, fuse-overlayfs: the same steps"
-run_steps rl-fo "$T/out/rl-fo" fuse.fuse-overlayfs 0:1:1000
-check "rootless: layerfs's outputs equal fuse-overlayfs's"
-compare_runs "$T/out/rl-lf" "$T/out/rl-fo" "rootless"
-# (not the export: a rootless import makes no device nodes in /dev)
-check "rootless with force_mask (owners and modes in xattrs, xattr_permissions=2), layerfs"
+both rl 0:1:1000 rootless
+# owners and modes in xattrs: containers-storage adds xattr_permissions=2
 for mp in lf fo; do
-    s=rlfm-$mp
-    prog=$LAYERFS
-    [ $mp = fo ] && prog=$(command -v fuse-overlayfs)
-    write_conf "$T/conf/$s" "$prog" "$RH/graph-fm-$mp" "$T/xdg-$s/containers" 'force_mask = "shared"'
-    mkdir -p "$T/xdg-$s"
-    chown "$RU:" "$T/xdg-$s"
-    chmod 0700 "$T/xdg-$s"
-    STORES+=("$s")
+    make_store rlfm-$mp $mp "$RH/graph-fm-$mp" 'force_mask = "shared"'
 done
-run_steps rlfm-lf "$T/out/rlfm-lf" fuse.layerfs 0:1:1000
-check "rootless with force_mask, fuse-overlayfs"
-run_steps rlfm-fo "$T/out/rlfm-fo" fuse.fuse-overlayfs 0:1:1000
-check "rootless with force_mask: layerfs's outputs equal fuse-overlayfs's"
-compare_runs "$T/out/rlfm-lf" "$T/out/rlfm-fo" "rootless force_mask"
+both rlfm 0:1:1000 "rootless with force_mask"
 getfattr -h -n user.containers.override_stat "$RH/graph-fm-lf/overlay/"*/diff/etc/passwd 2>/dev/null |
     grep -q override_stat || fail "force_mask layers carry no user.containers.override_stat"
 grep -qx marked "$T/out/rlfm-lf.xp" ||
     fail "the force_mask store's container upper was not mounted with xattr_permissions=2"
 
+# (not the export: a rootless import makes no device nodes in /dev)
 check "rootless and root gave the same container view"
 for f in diff committed built; do
     diff -u "$T/out/root-lf/$f" "$T/out/rl-lf/$f" >"$T/.d" || { cat "$T/.d"; fail "rootless '$f' differs from root's"; }
