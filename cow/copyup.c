@@ -236,8 +236,16 @@ int copy_up_object(const struct layer_stack *s, int src_fd, const struct stat *s
 	int fd = -1;
 	if (rc == 0 && (fd = openat(s->work_fd, tmp, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		rc = -errno;
-	if (rc == 0 && renameat2(s->work_fd, tmp, updir_fd, name, RENAME_NOREPLACE) < 0)
+	if (rc == 0 && renameat2(s->work_fd, tmp, updir_fd, name, RENAME_NOREPLACE) < 0) {
 		rc = -errno;
+		/* the name is taken (a whiteout of a removed directory still
+		 * open): the kernel's copy-up of a directory ends in a rename
+		 * over it, which says ENOTDIR */
+		struct stat dst;
+		if (rc == -EEXIST && S_ISDIR(st->st_mode) &&
+		    fstatat(updir_fd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(dst.st_mode))
+			rc = -ENOTDIR;
+	}
 	if (rc) {
 		if (fd >= 0)
 			close(fd);

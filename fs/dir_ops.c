@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "../cow/copyup.h"
@@ -42,7 +45,7 @@ static int probe_name(struct lfs_inode *dir, const char *name, struct name_state
 	memset(ns, 0, sizeof *ns);
 	inode_rdlock(dir);
 	int rc = layers_lookup(&lfs.stack, dir->copies, dir->ncopies, name, &r);
-	pthread_rwlock_unlock(&dir->rw);
+	lfs_rw_unlock(&dir->rw);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc)
@@ -71,7 +74,15 @@ struct new_node {
 	const char *link_src;    /* link(): /proc/self/fd/N of the object */
 };
 
-static int make_in(int dirfd, const char *name, const struct new_node *n)
+/* What create_name hands back of the new object: an O_PATH fd, and for
+ * a create the open fd; -1 where not asked for or not made. */
+struct made {
+	int path_fd;
+	int io_fd;
+};
+
+/* Makes the object; a create leaves its fd open in *io_fd. */
+static int make_in(int dirfd, const char *name, const struct new_node *n, int *io_fd)
 {
 	int rc;
 	if (n->link_src)
@@ -81,9 +92,10 @@ static int make_in(int dirfd, const char *name, const struct new_node *n)
 	else if (S_ISDIR(n->mode))
 		rc = mkdirat(dirfd, name, n->mode & 07777);
 	else if (S_ISREG(n->mode) && n->open_flags) {
-		rc = openat(dirfd, name, (n->open_flags | O_CREAT | O_EXCL) & ~O_TRUNC, n->mode & 07777);
+		rc = openat(dirfd, name, (n->open_flags | O_CREAT | O_EXCL | O_CLOEXEC) & ~O_TRUNC,
+			    n->mode & 07777);
 		if (rc >= 0)
-			rc = close(rc);
+			*io_fd = rc;
 	} else
 		rc = mknodat(dirfd, name, n->mode, n->rdev);
 	return rc < 0 ? -errno : 0;
@@ -130,7 +142,7 @@ static bool is_merged(struct lfs_inode *dir)
 {
 	inode_rdlock(dir);
 	bool merged = dir->ncopies > 1;
-	pthread_rwlock_unlock(&dir->rw);
+	lfs_rw_unlock(&dir->rw);
 	return merged;
 }
 
@@ -153,8 +165,9 @@ static int mark_new_dir_opaque(int dirfd, const char *name)
  * in a stand-in directory of the workdir and exchanged with the whiteout
  * in one step, so no crash shows the lower name again. */
 static int create_name(fuse_req_t req, struct lfs_inode *parent, const char *name,
-		       const struct new_node *n)
+		       const struct new_node *n, struct made *made)
 {
+	int io_fd = -1;
 	if (lfs.stack.read_only)
 		return -EROFS;
 	if (strlen(name) > lfs.name_max)
@@ -177,13 +190,16 @@ static int create_name(fuse_req_t req, struct lfs_inode *parent, const char *nam
 	struct saved_creds sc;
 	rc = creds_enter(req, &sc);
 	if (rc == 0) {
-		rc = make_in(dirfd, name, n);
+		rc = make_in(dirfd, name, n, &io_fd);
 		creds_leave(&sc);
 	}
 	if (rc == 0 && !n->link_src)
 		rc = ids_record_new(req, dirfd, name, n->link_target ? S_IFLNK | 0777 : n->mode);
 	if (rc == 0 && opaque && (rc = mark_new_dir_opaque(dirfd, name)) && !was_wh)
 		unlinkat(pfd, name, AT_REMOVEDIR);
+	/* taken before the exchange below moves the name */
+	if (rc == 0 && made && (made->path_fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		rc = -errno;
 	if (was_wh) {
 		if (rc == 0 && renameat2(dirfd, name, pfd, name, RENAME_EXCHANGE) < 0)
 			rc = -errno;
@@ -191,67 +207,73 @@ static int create_name(fuse_req_t req, struct lfs_inode *parent, const char *nam
 		remove_tree_at(lfs.stack.work_fd, sname);
 	}
 	close(pfd);
+	if (made && rc == 0)
+		made->io_fd = io_fd;
+	else if (io_fd >= 0)
+		close(io_fd);
+	if (made && rc && made->path_fd >= 0) {
+		close(made->path_fd);
+		made->path_fd = -1;
+	}
 	return rc;
 }
 
-static void reply_new_entry(fuse_req_t req, struct lfs_inode *parent, const char *name)
+/* Makes a non-regular object (or an empty file for mknod) and replies
+ * with its entry. */
+static void make_node(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
+		      dev_t rdev, const char *link_target)
 {
+	struct lfs_inode *parent = ino_to_inode(parent_ino);
+	struct new_node n = { .mode = mode, .rdev = rdev, .link_target = link_target };
+	struct made made = { -1, -1 };
 	struct fuse_entry_param e;
-	int rc = do_lookup(parent, name, &e);
+	int rc = create_name(req, parent, name, &n, &made);
+	if (rc == 0)
+		rc = new_upper_entry(parent, name, made.path_fd, &e);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_entry(req, &e);
 }
 
-static int make_node(fuse_req_t req, struct lfs_inode *parent, const char *name, mode_t mode,
-		     dev_t rdev, const char *link_target)
-{
-	struct new_node n = { .mode = mode, .rdev = rdev, .link_target = link_target };
-	return create_name(req, parent, name, &n);
-}
-
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	int rc = make_node(req, ino_to_inode(parent), name, mode, rdev, NULL);
-	if (rc)
-		fuse_reply_err(req, -rc);
-	else
-		reply_new_entry(req, ino_to_inode(parent), name);
+	make_node(req, parent, name, mode, rdev, NULL);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	int rc = make_node(req, ino_to_inode(parent), name, S_IFDIR | mode, 0, NULL);
-	if (rc)
-		fuse_reply_err(req, -rc);
-	else
-		reply_new_entry(req, ino_to_inode(parent), name);
+	make_node(req, parent, name, S_IFDIR | mode, 0, NULL);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	int rc = make_node(req, ino_to_inode(parent), name, S_IFLNK, 0, link);
-	if (rc)
-		fuse_reply_err(req, -rc);
-	else
-		reply_new_entry(req, ino_to_inode(parent), name);
+	make_node(req, parent, name, S_IFLNK, 0, link);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
 	struct lfs_inode *parent = ino_to_inode(parent_ino);
-	struct new_node n = { .mode = S_IFREG | (mode & 07777), .open_flags = fi->flags | O_CREAT };
-	int rc = create_name(req, parent, name, &n);
+	int flags = handle_flags(fi->flags);
+	struct new_node n = { .mode = S_IFREG | (mode & 07777), .open_flags = flags | O_CREAT };
+	struct made made = { -1, -1 };
 	struct fuse_entry_param e;
+	int rc = create_name(req, parent, name, &n, &made);
 	if (rc == 0)
-		rc = do_lookup(parent, name, &e);
+		rc = new_upper_entry(parent, name, made.path_fd, &e);
 	if (rc == 0) {
-		rc = handle_open(ino_to_inode(e.ino), fi->flags & ~O_TRUNC, fi);
+		/* the fd the caller's create opened is the handle's */
+		struct lfs_inode *i = ino_to_inode(e.ino);
+		inode_rdlock(i);
+		rc = handle_wrap(i, made.io_fd, flags, fi);
+		lfs_rw_unlock(&i->rw);
+		made.io_fd = -1;
 		if (rc)
-			inode_forget(ino_to_inode(e.ino), 1);
+			inode_forget(i, 1);
 	}
+	if (made.io_fd >= 0)
+		close(made.io_fd);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -270,8 +292,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 		inode_rdlock(i);
 		snprintf(src, sizeof src, "/proc/self/fd/%d", i->copies[0].fd);
 		struct new_node n = { .mode = i->type, .link_src = src };
-		rc = create_name(req, np, newname, &n);
-		pthread_rwlock_unlock(&i->rw);
+		rc = create_name(req, np, newname, &n, NULL);
+		lfs_rw_unlock(&i->rw);
 	}
 	if (rc) {
 		fuse_reply_err(req, -rc);
@@ -284,8 +306,8 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 	inode_add_lookup(i);
 	inode_rdlock(i);
 	rc = stat_inode(i, &e.attr);
-	pthread_rwlock_unlock(&i->rw);
-	e.ino = (fuse_ino_t)(uintptr_t)i;
+	lfs_rw_unlock(&i->rw);
+	e.ino = inode_to_ino(i);
 	if (rc) {
 		inode_forget(i, 1);
 		fuse_reply_err(req, -rc);
@@ -296,7 +318,11 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, co
 
 /* Moves NAME out of the upper dir: renamed into the workdir and removed
  * there, leaving a whiteout in the same step when lower layers need one. */
-static int remove_upper_name(int pfd, const char *name, bool whiteout, bool is_dir)
+/* For unlink and rmdir, the kernel makes the whiteout in the workdir and
+ * swaps it in (so it takes no group from a set-group-ID parent); a
+ * rename leaves the upper filesystem's own (RENAME_WHITEOUT): swapped_in
+ * says which. */
+static int remove_upper_name(int pfd, const char *name, bool whiteout, bool is_dir, bool swapped_in)
 {
 	char tmp[24];
 	if (!whiteout && !is_dir)
@@ -304,6 +330,16 @@ static int remove_upper_name(int pfd, const char *name, bool whiteout, bool is_d
 	if (!whiteout && unlinkat(pfd, name, AT_REMOVEDIR) == 0)
 		return 0;
 	workdir_tmpname(tmp);
+	if (whiteout && swapped_in && lfs.stack.can_mknod_whiteout &&
+	    mknodat(lfs.stack.work_fd, tmp, S_IFCHR | 0, makedev(0, 0)) == 0) {
+		if (renameat2(lfs.stack.work_fd, tmp, pfd, name, RENAME_EXCHANGE) == 0) {
+			remove_tree_at(lfs.stack.work_fd, tmp); /* the removed object now */
+			return 0;
+		}
+		int e = errno;
+		unlinkat(lfs.stack.work_fd, tmp, 0);
+		return -e;
+	}
 	unsigned flags = whiteout ? RENAME_WHITEOUT : 0;
 	if (renameat2(pfd, name, lfs.stack.work_fd, tmp, flags) < 0) {
 		if (!whiteout || (errno != EINVAL && errno != EPERM))
@@ -341,11 +377,11 @@ static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
 		if (child) {
 			inode_rdlock(child);
 			rc = merged_dir_is_empty(&lfs.stack, child->copies, child->ncopies);
-			pthread_rwlock_unlock(&child->rw);
+			lfs_rw_unlock(&child->rw);
 		} else {
 			inode_rdlock(parent);
 			rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
-			pthread_rwlock_unlock(&parent->rw);
+			lfs_rw_unlock(&parent->rw);
 			if (rc == 0) {
 				rc = merged_dir_is_empty(&lfs.stack, r.copies, r.ncopies);
 				lookup_result_free(&r);
@@ -367,14 +403,14 @@ static int do_remove(struct lfs_inode *parent, const char *name, bool rmdir)
 			inode_wrlock(child);
 		bool upper = child ? inode_is_upper(child) : ns.upper;
 		if (upper)
-			rc = remove_upper_name(pfd, name, need_whiteout, rmdir);
+			rc = remove_upper_name(pfd, name, need_whiteout, rmdir, true);
 		else
 			rc = make_whiteout(&lfs.stack, pfd, name);
 		/* an open file of that name lives on by its fds alone */
 		if (child && rc == 0)
 			child->pinned = true;
 		if (child)
-			pthread_rwlock_unlock(&child->rw);
+			lfs_rw_unlock(&child->rw);
 	}
 	if (pfd >= 0)
 		close(pfd);
@@ -403,14 +439,14 @@ static int lower_path_of(struct lfs_inode *i, char *buf, size_t len)
 	inode_rdlock(i);
 	unsigned k = inode_is_upper(i) ? 1 : 0;
 	if (k >= i->ncopies) {
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 		return -ENOENT;
 	}
 	snprintf(p, sizeof p, "/proc/self/fd/%d", i->copies[k].fd);
 	ssize_t n = readlink(p, full, sizeof full - 1);
 	snprintf(p, sizeof p, "/proc/self/fd/%d", lfs.stack.layers[i->copies[k].layer].root_fd);
 	ssize_t m = readlink(p, root, sizeof root - 1);
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (n < 0 || m < 0)
 		return -EXDEV;
 	full[n] = root[m] = '\0';
@@ -440,7 +476,7 @@ static int redirect_target(struct lfs_inode *dir, bool samedir, char *target, si
 		char cur[PATH_MAX];
 		inode_rdlock(dir);
 		int has = inode_is_upper(dir) ? read_redirect(dir->copies[0].fd, cur, sizeof cur) : 0;
-		pthread_rwlock_unlock(&dir->rw);
+		lfs_rw_unlock(&dir->rw);
 		if (has <= 0 || cur[0] != '/') {
 			const char *slash = strrchr(path, '/');
 			t = slash ? slash + 1 : path;
@@ -456,7 +492,7 @@ static int set_dir_redirect(struct lfs_inode *dir, const char *target)
 {
 	inode_rdlock(dir);
 	int rc = set_redirect(&lfs.stack, dir->copies[0].fd, target);
-	pthread_rwlock_unlock(&dir->rw);
+	lfs_rw_unlock(&dir->rw);
 	return rc;
 }
 
@@ -479,7 +515,7 @@ static int rename_into_place(int pfd, const char *name, int npfd, const char *ne
 			return -errno;
 		if (dst_whiteout)
 			return need_whiteout || unlinkat(pfd, name, 0) == 0 ? 0 : -errno;
-		return remove_upper_name(pfd, name, need_whiteout, true);
+		return remove_upper_name(pfd, name, need_whiteout, true, false);
 	}
 	unsigned rflags = need_whiteout && lfs.stack.can_mknod_whiteout ? RENAME_WHITEOUT : 0;
 	if (renameat2(pfd, name, npfd, newname, rflags) < 0)
@@ -495,11 +531,69 @@ static int rename_into_place(int pfd, const char *name, int npfd, const char *ne
 	return 0;
 }
 
+static bool dir_has_entries(int dir_opath_fd)
+{
+	int fd = reopen_fd(dir_opath_fd, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return false;
+	char buf[4096];
+	bool any = false;
+	for (long n; !any && (n = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0;)
+		for (long off = 0; off < n && !any;) {
+			struct dirent64 *d = (struct dirent64 *)(buf + off);
+			off += d->d_reclen;
+			any = strcmp(d->d_name, ".") && strcmp(d->d_name, "..");
+		}
+	close(fd);
+	return any;
+}
+
+/* An upper directory that is empty in the merged view but holds
+ * whiteouts, about to be renamed over: as the kernel does first
+ * (ovl_clear_empty), it is swapped for an empty opaque directory with
+ * its mode, owner and xattrs, and the old one goes.  Done before the
+ * redirects are set, so a rename that fails there leaves what the
+ * kernel's leaves. */
+static int clear_whiteouts_dir(int npfd, const char *newname)
+{
+	int dfd = openat(npfd, newname, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : -errno; /* only lower copies */
+	struct stat st;
+	int rc = fstat(dfd, &st) < 0 ? -errno : 0;
+	if (rc || !dir_has_entries(dfd)) {
+		close(dfd);
+		return rc;
+	}
+	char tmp[24], p[32];
+	workdir_tmpname(tmp);
+	int nfd = -1;
+	if (mkdirat(lfs.stack.work_fd, tmp, 0700) < 0 ||
+	    (nfd = openat(lfs.stack.work_fd, tmp, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC)) < 0)
+		rc = -errno;
+	snprintf(p, sizeof p, "/proc/self/fd/%d", nfd);
+	if (rc == 0 && (fchownat(nfd, "", st.st_uid, st.st_gid, AT_EMPTY_PATH) < 0 ||
+			chmod(p, st.st_mode & 07777) < 0))
+		rc = -errno;
+	if (rc == 0)
+		rc = copy_xattrs(dfd, nfd);
+	if (rc == 0)
+		rc = set_opaque(&lfs.stack, nfd);
+	if (rc == 0 && renameat2(lfs.stack.work_fd, tmp, npfd, newname, RENAME_EXCHANGE) < 0)
+		rc = -errno;
+	/* the old directory when exchanged, else the unused new one */
+	remove_tree_at(lfs.stack.work_fd, tmp);
+	if (nfd >= 0)
+		close(nfd);
+	close(dfd);
+	return rc;
+}
+
 static int mark_opaque(struct lfs_inode *dir)
 {
 	inode_rdlock(dir);
 	int rc = set_opaque(&lfs.stack, dir->copies[0].fd);
-	pthread_rwlock_unlock(&dir->rw);
+	lfs_rw_unlock(&dir->rw);
 	return rc;
 }
 
@@ -508,7 +602,7 @@ static bool has_origin(struct lfs_inode *i)
 	char v;
 	inode_rdlock(i);
 	bool has = ovl_getxattr(i->copies[0].fd, "origin", &v, 0) >= 0;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	return has;
 }
 
@@ -533,8 +627,12 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		return -EEXIST;
 	if ((flags & RENAME_EXCHANGE) && !dst.exists)
 		return -ENOENT;
-	if (dst.exists && src.st_ino == dst.st_ino)
-		return 0; /* two names of one object: rename(2) does nothing */
+	/* two names of one object: rename(2) does nothing.  Two names of a
+	 * lower hard link are two objects to the kernel (index=off): it
+	 * copies them up and goes on, and so do we. */
+	if (dst.exists && src.st_ino == dst.st_ino &&
+	    ((p == np && !strcmp(name, newname)) || src.upper || src.type == S_IFDIR))
+		return 0;
 	if (dst.exists && !(flags & RENAME_EXCHANGE)) {
 		if (src.type == S_IFDIR && dst.type != S_IFDIR)
 			return -ENOTDIR;
@@ -571,17 +669,17 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE) && !dst_pure_upper) {
 		inode_rdlock(di);
 		rc = merged_dir_is_empty(&lfs.stack, di->copies, di->ncopies);
-		pthread_rwlock_unlock(&di->rw);
+		lfs_rw_unlock(&di->rw);
 		if (rc)
 			goto out;
 	}
-	/* as the kernel: after the emptiness check, before any change */
-	if (src_moves_lower_dir &&
-	    (rc = redirect_target(si, samedir, src_redirect, sizeof src_redirect)))
-		goto out;
-	if (dst_moves_lower_dir &&
-	    (rc = redirect_target(di, samedir, dst_redirect, sizeof dst_redirect)))
-		goto out;
+	/* The redirects' paths are taken now; one too long fails the rename
+	 * only when it is set, after the copy-ups and the source's redirect,
+	 * as the kernel orders it (what it copied up stays copied up). */
+	int src_redirect_rc = src_moves_lower_dir ?
+		redirect_target(si, samedir, src_redirect, sizeof src_redirect) : 0;
+	int dst_redirect_rc = dst_moves_lower_dir ?
+		redirect_target(di, samedir, dst_redirect, sizeof dst_redirect) : 0;
 	rc = copy_up(si, COPYUP_DATA | COPYUP_ORIGIN);
 	if (rc == 0 && (flags & RENAME_EXCHANGE))
 		rc = copy_up(di, COPYUP_DATA | COPYUP_ORIGIN);
@@ -597,9 +695,12 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 		rc = pfd < 0 ? pfd : npfd;
 		goto out;
 	}
-	if (src_moves_lower_dir && (rc = set_dir_redirect(si, src_redirect)))
+	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE) && !dst_pure_upper &&
+	    (rc = clear_whiteouts_dir(npfd, newname)))
 		goto out;
-	if (dst_moves_lower_dir && (rc = set_dir_redirect(di, dst_redirect)))
+	if (src_moves_lower_dir && ((rc = src_redirect_rc) || (rc = set_dir_redirect(si, src_redirect))))
+		goto out;
+	if (dst_moves_lower_dir && ((rc = dst_redirect_rc) || (rc = set_dir_redirect(di, dst_redirect))))
 		goto out;
 	/* a directory of the upper alone, moved into a merged parent, must
 	 * not merge with what a lower has under its new name: opaque, as
@@ -615,6 +716,14 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 			rc = -errno;
 	} else {
 		rc = rename_into_place(pfd, name, npfd, newname, name_in_lower(p, name), dst_pure_upper);
+	}
+	/* a failed rename can still have touched the parents (ext4 sets the
+	 * source dir's times when RENAME_WHITEOUT fails); the kernel keeps
+	 * their attributes after a failure, so they must go */
+	if (rc) {
+		inode_inval_attrs(p);
+		if (np != p)
+			inode_inval_attrs(np);
 	}
 	if (rc == 0 && !samedir && (src.has_lower_copies || has_origin(si)))
 		mark_impure(npfd);

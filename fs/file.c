@@ -12,24 +12,42 @@
 
 #include "../cow/copyup.h"
 
-int handle_open(struct lfs_inode *i, int flags, struct fuse_file_info *fi)
+/* With the writeback cache the kernel may read pages of a file opened
+ * write-only, and it keeps the end of file itself for O_APPEND: the real
+ * fd must be readable where it can be, and must not append on its own
+ * (pwrite on an O_APPEND fd ignores the offset). */
+int handle_flags(int flags)
 {
-	struct lfs_handle *h = calloc(1, sizeof *h);
-	if (!h)
-		return -ENOMEM;
 	/* creation is done by then; O_DIRECT would only add alignment rules */
 	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
-	inode_rdlock(i);
+	if (lfs.writeback) {
+		flags &= ~O_APPEND;
+		if ((flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+	}
+	return flags;
+}
+
+static int reopen_for_io(struct lfs_inode *i, int flags)
+{
 	/* reading a lower layer must not change it, atime included */
 	int lower = inode_is_upper(i) ? 0 : O_NOATIME;
-	h->fd = reopen_fd(i->copies[0].fd, flags | lower);
-	h->gen = atomic_load(&i->data_gen);
-	pthread_rwlock_unlock(&i->rw);
-	if (h->fd < 0) {
-		int rc = h->fd;
-		free(h);
-		return rc;
+	int fd = reopen_fd(i->copies[0].fd, flags | lower);
+	/* write-only turned read-write: a file the daemon may only write */
+	if (fd == -EACCES && lfs.writeback && (flags & O_ACCMODE) == O_RDWR)
+		fd = reopen_fd(i->copies[0].fd, (flags & ~O_ACCMODE) | O_WRONLY | lower);
+	return fd;
+}
+
+int handle_wrap(struct lfs_inode *i, int fd, int flags, struct fuse_file_info *fi)
+{
+	struct lfs_handle *h = calloc(1, sizeof *h);
+	if (!h) {
+		close(fd);
+		return -ENOMEM;
 	}
+	h->fd = fd;
+	h->gen = atomic_load(&i->data_gen);
 	h->flags = flags & ~O_TRUNC;
 	h->inode = i;
 	pthread_mutex_init(&h->lock, NULL);
@@ -37,6 +55,17 @@ int handle_open(struct lfs_inode *i, int flags, struct fuse_file_info *fi)
 	/* layerfs is the only way to the data: the kernel's cache stays valid */
 	fi->keep_cache = 1;
 	return 0;
+}
+
+int handle_open(struct lfs_inode *i, int flags, struct fuse_file_info *fi)
+{
+	flags = handle_flags(flags);
+	/* under the lock, so the handle's generation is its fd's */
+	inode_rdlock(i);
+	int fd = reopen_for_io(i, flags);
+	int rc = fd < 0 ? fd : handle_wrap(i, fd, flags, fi);
+	lfs_rw_unlock(&i->rw);
+	return rc;
 }
 
 /* A handle opened on a lower copy follows the inode to its upper copy. */
@@ -48,9 +77,9 @@ static int handle_fd(struct lfs_handle *h)
 	pthread_mutex_lock(&h->lock);
 	if (atomic_load(&i->data_gen) != h->gen) {
 		inode_rdlock(i);
-		int fd = reopen_fd(i->copies[0].fd, h->flags | (inode_is_upper(i) ? 0 : O_NOATIME));
+		int fd = reopen_for_io(i, h->flags);
 		uint32_t gen = atomic_load(&i->data_gen);
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 		if (fd >= 0) {
 			/* dup2 keeps h->fd valid for readers racing with us */
 			dup3(fd, h->fd, O_CLOEXEC);

@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rwlock.h"
+#include "../layers/dirlist.h"
 #include "../layers/lookup.h"
 #include "../layers/options.h"
 #include "../layers/stack.h"
@@ -31,7 +33,7 @@ struct lfs_inode {
 	uint64_t nlookup;         /* kernel references (table_lock) */
 	uint32_t refs;            /* children pointing here + transient holds (table_lock) */
 	uint32_t type;            /* S_IFMT of the object */
-	pthread_rwlock_t rw;
+	struct lfs_rwlock rw;
 	struct layer_copy one;    /* storage when there is a single copy */
 	/* top first: copies[0] is the upper once copied up.  The fds are a
 	 * cache: an idle inode gives them back (copies[0].fd == -1) and the
@@ -44,6 +46,9 @@ struct lfs_inode {
 	_Atomic bool recent;      /* used since the last eviction sweep */
 	bool pinned;              /* no name leads to it any more: keep the fds */
 	_Atomic uint32_t data_gen;/* bumped when copies[0] changes to a new object */
+	/* a deep directory's lower names (dirlist.h), made at its first
+	 * lookup; lowers never change, so it lives as long as the inode */
+	_Atomic(struct name_index *) lower_index;
 	struct lfs_inode *parent; /* tree_lock */
 	char *name;               /* tree_lock */
 };
@@ -71,6 +76,7 @@ struct lfs {
 	bool can_switch_creds;    /* may create files as the caller */
 	bool posix_acl;           /* default_permissions: let the kernel enforce ACLs */
 	bool kernel_skips_umask;  /* POSIX ACLs negotiated: we apply the caller's umask */
+	bool writeback;           /* the kernel caches writes (FUSE_CAP_WRITEBACK_CACHE) */
 	unsigned long name_max;
 	struct fuse_session *se;
 };
@@ -80,6 +86,10 @@ extern struct lfs lfs;
 /* ---- inode table (inode.c) ---- */
 void inode_table_init(void);
 struct lfs_inode *ino_to_inode(fuse_ino_t ino);
+/* The number the kernel knows the inode by (the root is FUSE_ROOT_ID). */
+fuse_ino_t inode_to_ino(const struct lfs_inode *i);
+/* Drops the kernel's cached attributes of i (never waits on a request). */
+void inode_inval_attrs(const struct lfs_inode *i);
 /* Finds or makes the inode for a lookup result (consumes r's fds); adds
  * one kernel reference; the inode's parent/name are set when new. */
 struct lfs_inode *inode_from_lookup(struct lfs_inode *parent, const char *name,
@@ -91,7 +101,7 @@ void inode_forget(struct lfs_inode *i, uint64_t n);
 struct lfs_inode *inode_find_named(uint64_t st_ino, struct lfs_inode *parent, const char *name);
 void inode_add_lookup(struct lfs_inode *i);
 /* Take i->rw with the copies' fds present (reloaded if they were given
- * back); release with pthread_rwlock_unlock().  If the object cannot be
+ * back); release with lfs_rw_unlock().  If the object cannot be
  * found again the copies stay closed (fd -1) and calls on them fail. */
 void inode_rdlock(struct lfs_inode *i);
 void inode_wrlock(struct lfs_inode *i);
@@ -117,6 +127,12 @@ int stat_inode(struct lfs_inode *i, struct stat *st); /* caller holds i->rw */
 /* Turns the top copy's stat into what the merged inode shows. */
 void merged_stat(const struct lfs_inode *i, struct stat *st);
 int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_param *e);
+/* do_lookup for a name a listing of the parent saw (see name_hint). */
+int do_lookup_hinted(struct lfs_inode *parent, const char *name, const struct name_hint *hint,
+		     struct fuse_entry_param *e);
+/* The entry for an object just made in the upper, from its O_PATH fd
+ * (consumed): what do_lookup would find, without looking again. */
+int new_upper_entry(struct lfs_inode *parent, const char *name, int path_fd, struct fuse_entry_param *e);
 void fill_entry_times(struct fuse_entry_param *e);
 
 /* ---- upper handling (upper.c) ---- */
@@ -136,6 +152,10 @@ bool name_in_lower(struct lfs_inode *dir, const char *name);
 /* ---- files (file.c) ---- */
 /* Opens the inode's top copy for I/O and wraps it in a handle in fi. */
 int handle_open(struct lfs_inode *i, int flags, struct fuse_file_info *fi);
+/* The flags a real fd of an open file gets (see file.c). */
+int handle_flags(int flags);
+/* Wraps an fd already open on the inode's top copy (a create's) in a handle. */
+int handle_wrap(struct lfs_inode *i, int fd, int flags, struct fuse_file_info *fi);
 
 /* ---- caller credentials (creds.c) ---- */
 struct saved_creds { uid_t uid; gid_t gid; bool switched; bool umask_set; };

@@ -70,6 +70,19 @@ struct lfs_inode *ino_to_inode(fuse_ino_t ino)
 	return ino == FUSE_ROOT_ID ? lfs.root : (struct lfs_inode *)(uintptr_t)ino;
 }
 
+fuse_ino_t inode_to_ino(const struct lfs_inode *i)
+{
+	return i == lfs.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)i;
+}
+
+void inode_inval_attrs(const struct lfs_inode *i)
+{
+	/* offset -1: attributes only, no page cache, so this cannot wait on
+	 * the request being served */
+	if (lfs.se)
+		fuse_lowlevel_notify_inval_inode(lfs.se, inode_to_ino(i), -1, 0);
+}
+
 /* fds held by the copies of inodes other than the root, and how many
  * may be held before idle inodes give theirs back */
 static _Atomic long copy_fds;
@@ -132,8 +145,8 @@ static void maybe_free_locked(struct lfs_inode *i)
 		struct lfs_inode *parent = i->parent;
 		table_unlink(i);
 		free_copies(i);
+		name_index_free(atomic_load(&i->lower_index));
 		free(i->name);
-		pthread_rwlock_destroy(&i->rw);
 		free(i);
 		if (parent)
 			parent->refs--;
@@ -151,7 +164,7 @@ static struct lfs_inode *inode_new(struct lookup_result *r, uint64_t st_ino)
 	i->top_dev = r->st.st_dev;
 	i->top_ino = r->st.st_ino;
 	i->recent = true;
-	pthread_rwlock_init(&i->rw, NULL);
+	lfs_rw_init(&i->rw);
 	set_copies(i, r->copies, r->ncopies);
 	r->copies = NULL;
 	r->ncopies = 0;
@@ -377,14 +390,14 @@ static void reload_copies(struct lfs_inode *i)
 	if (parent && name) {
 		inode_rdlock(parent);
 		rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
-		pthread_rwlock_unlock(&parent->rw);
+		lfs_rw_unlock(&parent->rw);
 	}
 	if (parent)
 		inode_release(parent);
 	free(name);
 	if (rc)
 		return;
-	pthread_rwlock_wrlock(&i->rw);
+	lfs_rw_wrlock(&i->rw);
 	if (!copies_live(i) && r.st.st_dev == i->top_dev && r.st.st_ino == i->top_ino) {
 		free_copies(i);
 		set_copies(i, r.copies, r.ncopies);
@@ -392,7 +405,7 @@ static void reload_copies(struct lfs_inode *i)
 		r.copies = NULL;
 		r.ncopies = 0;
 	}
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	lookup_result_free(&r);
 	inode_evict_idle();
 }
@@ -403,14 +416,14 @@ static void lock_with_copies(struct lfs_inode *i, bool write)
 {
 	for (int round = 0;; round++) {
 		if (write)
-			pthread_rwlock_wrlock(&i->rw);
+			lfs_rw_wrlock(&i->rw);
 		else
-			pthread_rwlock_rdlock(&i->rw);
+			lfs_rw_rdlock(&i->rw);
 		if (copies_live(i) || round == 4) {
 			i->recent = true;
 			return;
 		}
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 		reload_copies(i);
 	}
 }
@@ -427,9 +440,9 @@ void inode_wrlock(struct lfs_inode *i)
 
 void inode_pin(struct lfs_inode *i)
 {
-	pthread_rwlock_wrlock(&i->rw);
+	lfs_rw_wrlock(&i->rw);
 	i->pinned = true;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 }
 
 /* A clock sweep over the table: an inode used since the last pass gets
@@ -448,11 +461,11 @@ void inode_evict_idle(void)
 				continue;
 			if (atomic_exchange(&i->recent, false))
 				continue;
-			if (pthread_rwlock_trywrlock(&i->rw) != 0)
+			if (lfs_rw_trywrlock(&i->rw) != 0)
 				continue;
 			if (!i->pinned && copies_live(i))
 				drop_copies(i);
-			pthread_rwlock_unlock(&i->rw);
+			lfs_rw_unlock(&i->rw);
 		}
 	}
 	pthread_mutex_unlock(&table_lock);

@@ -42,24 +42,14 @@ void fill_entry_times(struct fuse_entry_param *e)
 	e->entry_timeout = lfs.timeout;
 }
 
-int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_param *e)
+/* The entry for a lookup result (its fds are consumed). */
+static int entry_from_result(struct lfs_inode *parent, const char *name, struct lookup_result *r,
+			     uint64_t st_ino, struct fuse_entry_param *e)
 {
-	struct lookup_result r;
-	int rc;
-
-	memset(e, 0, sizeof *e);
-	fill_entry_times(e);
-	if (strlen(name) > lfs.name_max)
-		return -ENAMETOOLONG;
-	inode_rdlock(parent);
-	rc = layers_lookup(&lfs.stack, parent->copies, parent->ncopies, name, &r);
-	pthread_rwlock_unlock(&parent->rw);
-	if (rc)
-		return rc;
-	uint64_t st_ino = merged_ino(&lfs.stack, &r, false);
-	struct stat top = r.st;
+	int rc = 0;
+	struct stat top = r->st;
 	bool fresh;
-	struct lfs_inode *i = inode_from_lookup(parent, name, &r, st_ino, &fresh);
+	struct lfs_inode *i = inode_from_lookup(parent, name, r, st_ino, &fresh);
 	if (fresh) {
 		/* the lookup stat'ed this very object a moment ago */
 		e->attr = top;
@@ -67,14 +57,84 @@ int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_para
 	} else {
 		inode_rdlock(i);
 		rc = stat_inode(i, &e->attr);
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 	}
 	if (rc) {
 		inode_forget(i, 1);
 		return rc;
 	}
-	e->ino = (fuse_ino_t)(uintptr_t)i;
+	e->ino = inode_to_ino(i);
 	return 0;
+}
+
+int do_lookup(struct lfs_inode *parent, const char *name, struct fuse_entry_param *e)
+{
+	return do_lookup_hinted(parent, name, NULL, e);
+}
+
+/* The index of a directory's lower copies, made at its first lookup
+ * when there are two or more (below that a lookup costs a call or two
+ * anyway).  Caller holds dir->rw. */
+static struct name_index *lower_index_of(struct lfs_inode *dir)
+{
+	struct name_index *ix = atomic_load(&dir->lower_index);
+	unsigned first = inode_is_upper(dir) ? 1 : 0;
+	if (ix || dir->type != S_IFDIR || dir->ncopies < first + 2 || dir->copies[first].fd < 0)
+		return ix;
+	ix = name_index_build(&lfs.stack, dir->copies + first, dir->ncopies - first);
+	struct name_index *none = NULL;
+	if (ix && !atomic_compare_exchange_strong(&dir->lower_index, &none, ix)) {
+		name_index_free(ix); /* another lookup made it first */
+		ix = none;
+	}
+	return ix;
+}
+
+int do_lookup_hinted(struct lfs_inode *parent, const char *name, const struct name_hint *hint,
+		     struct fuse_entry_param *e)
+{
+	struct lookup_result r;
+	struct name_hint from_index;
+	int rc;
+
+	memset(e, 0, sizeof *e);
+	fill_entry_times(e);
+	if (strlen(name) > lfs.name_max)
+		return -ENAMETOOLONG;
+	inode_rdlock(parent);
+	struct name_index *ix = hint ? NULL : lower_index_of(parent);
+	if (ix) {
+		/* not in the index: no lower layer can show it */
+		if (!name_index_find(ix, name, &from_index))
+			from_index = (struct name_hint){ UINT32_MAX, NULL, 0 };
+		hint = &from_index;
+	}
+	rc = layers_lookup_hinted(&lfs.stack, parent->copies, parent->ncopies, name, hint, &r);
+	lfs_rw_unlock(&parent->rw);
+	if (rc)
+		return rc;
+	return entry_from_result(parent, name, &r, merged_ino(&lfs.stack, &r, false), e);
+}
+
+int new_upper_entry(struct lfs_inode *parent, const char *name, int path_fd, struct fuse_entry_param *e)
+{
+	struct lookup_result r = { .ncopies = 1 };
+
+	memset(e, 0, sizeof *e);
+	fill_entry_times(e);
+	r.copies = malloc(sizeof *r.copies);
+	if (!r.copies) {
+		close(path_fd);
+		return -ENOMEM;
+	}
+	r.copies[0] = (struct layer_copy){ 0, path_fd };
+	if (fstat(path_fd, &r.st) < 0) {
+		int rc = -errno;
+		lookup_result_free(&r);
+		return rc;
+	}
+	/* new: no lower copy, no origin, so its own number */
+	return entry_from_result(parent, name, &r, map_ino(&lfs.stack, 0, r.st.st_ino), e);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -106,18 +166,22 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
-static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void reply_attr_of(fuse_req_t req, struct lfs_inode *i)
 {
-	struct lfs_inode *i = ino_to_inode(ino);
 	struct stat st;
-	(void)fi;
 	inode_rdlock(i);
 	int rc = stat_inode(i, &st);
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_attr(req, &st, lfs.timeout);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	reply_attr_of(req, ino_to_inode(ino));
 }
 
 static int proc_path_of(int fd, char *buf, size_t len)
@@ -177,21 +241,41 @@ static int apply_setattr(struct lfs_inode *i, struct stat *attr, int to_set, str
 	return 0;
 }
 
+static bool is_times_flush(struct lfs_inode *i, const struct stat *attr, int to_set)
+{
+	struct stat st;
+	if (to_set & ~(FUSE_SET_ATTR_CTIME | FUSE_SET_ATTR_MTIME))
+		return false;
+	inode_rdlock(i);
+	int rc = stat_inode(i, &st);
+	lfs_rw_unlock(&i->rw);
+	return rc == 0 && st.st_mtim.tv_sec == attr->st_mtim.tv_sec &&
+	       st.st_mtim.tv_nsec == attr->st_mtim.tv_nsec;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
 	struct lfs_inode *i = ino_to_inode(ino);
+	struct stat st;
+	/* With the writeback cache the kernel passes on the times it keeps
+	 * itself (after an unlink, link or rename, at close): ctime cannot
+	 * be set and an unchanged mtime changes nothing, so nothing is
+	 * copied up for them. */
+	if (!(to_set & ~FUSE_SET_ATTR_CTIME) || (lfs.writeback && is_times_flush(i, attr, to_set))) {
+		reply_attr_of(req, i);
+		return;
+	}
 	unsigned flags = COPYUP_DATA | COPYUP_ORIGIN;
 	if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size == 0)
 		flags &= ~COPYUP_DATA;
 	int rc = copy_up(i, flags);
-	struct stat st;
 	if (rc == 0) {
 		inode_rdlock(i);
 		rc = apply_setattr(i, attr, to_set, fi);
 		if (rc == 0)
 			rc = stat_inode(i, &st);
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 	}
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -206,7 +290,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	inode_rdlock(i);
 	ssize_t n = readlinkat(i->copies[0].fd, "", buf, sizeof buf - 1);
 	int e = errno;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (n < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -238,7 +322,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	struct stat st;
 	inode_rdlock(i);
 	int rc = stat_inode(i, &st);
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;

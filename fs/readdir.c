@@ -34,7 +34,7 @@ static int take_listing(struct lfs_inode *i, struct dir_handle *d)
 	int rc = list_merged_dir(&lfs.stack, i->copies, i->ncopies, &l);
 	char v;
 	bool impure = inode_is_upper(i) && ovl_getxattr(i->copies[0].fd, "impure", &v, 1) == 1;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (rc)
 		return rc;
 	dir_listing_free(&d->l);
@@ -69,7 +69,7 @@ static uint64_t entry_ino(struct lfs_inode *dir, struct dir_handle *d, const str
 		struct lookup_result r;
 		inode_rdlock(dir);
 		int rc = layers_lookup(&lfs.stack, dir->copies, dir->ncopies, e->name, &r);
-		pthread_rwlock_unlock(&dir->rw);
+		lfs_rw_unlock(&dir->rw);
 		if (rc == 0) {
 			uint64_t ino = merged_ino(&lfs.stack, &r, false);
 			lookup_result_free(&r);
@@ -122,7 +122,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			name = de->name;
 			st.st_mode = (mode_t)DTTOIF(de->type);
 			if (plus) {
-				int lr = do_lookup(dir, name, &e);
+				struct name_hint h = { de->layer, de->also, de->nalso };
+				int lr = do_lookup_hinted(dir, name, &h, &e);
 				if (lr == 0) {
 					looked_up = true;
 					st = e.attr;

@@ -28,7 +28,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want |= want & conn->capable;
 	lfs.kernel_skips_umask = (conn->want & FUSE_CAP_POSIX_ACL) != 0;
 	/* locks stay in the kernel, as for any FUSE mount without lock ops */
-	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_WRITEBACK_CACHE);
+	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+	/* -o writeback: writes are cached and sent in large pieces.  Off by
+	 * default: the kernel then keeps mtime and ctime itself, so a
+	 * truncate to the same size leaves mtime alone, unlike overlayfs. */
+	if (lfs.opts->writeback && !lfs.stack.read_only && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	lfs.writeback = (conn->want & FUSE_CAP_WRITEBACK_CACHE) != 0;
 	conn->time_gran = 1;
 }
 

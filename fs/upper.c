@@ -25,7 +25,7 @@ int upper_dir_fd(struct lfs_inode *dir)
 	inode_rdlock(dir);
 	if (inode_is_upper(dir))
 		fd = dup(dir->copies[0].fd);
-	pthread_rwlock_unlock(&dir->rw);
+	lfs_rw_unlock(&dir->rw);
 	if (fd == -1)
 		return -errno;
 	return fd;
@@ -50,7 +50,7 @@ int copy_up(struct lfs_inode *i, unsigned flags)
 	for (;;) {
 		inode_rdlock(i);
 		bool done = inode_is_upper(i);
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 		if (done)
 			return 0;
 
@@ -108,13 +108,13 @@ int copy_up(struct lfs_inode *i, unsigned flags)
 		}
 		if (rc == 0 && !moved && i->type == S_IFDIR && i->ncopies > 1)
 			attrs_changed = true;
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 		/* a directory that now merges shows nlink 1, a copied-up hard
 		 * link its own number and count: the kernel's cached attributes
 		 * must go (no page cache is touched, so this cannot wait on the
 		 * request we are serving) */
-		if (attrs_changed && i != lfs.root && lfs.se)
-			fuse_lowlevel_notify_inval_inode(lfs.se, (fuse_ino_t)(uintptr_t)i, -1, 0);
+		if (attrs_changed)
+			inode_inval_attrs(i);
 		close(pfd);
 		inode_release(parent);
 		free(name);
@@ -136,6 +136,6 @@ bool name_in_lower(struct lfs_inode *dir, const char *name)
 		found = true;
 		lookup_result_free(&r);
 	}
-	pthread_rwlock_unlock(&dir->rw);
+	lfs_rw_unlock(&dir->rw);
 	return found;
 }

@@ -67,7 +67,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	inode_rdlock(i);
 	ssize_t n = fd_getxattr(i->copies[0].fd, sname, buf, size);
 	int e = errno;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (n > 0 && size)
 		ids_acl_out(name, buf, (size_t)n); /* ACL ids, mapped as owners are */
 	if (n < 0)
@@ -98,7 +98,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		}
 	}
 	int e = errno;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (n < 0) {
 		free(raw);
 		fuse_reply_err(req, e);
@@ -131,19 +131,19 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	struct lfs_inode *i = ino_to_inode(ino);
 	char nb[XATTR_NAME_MAX + 16];
 	const char *sname = stored_name(name, nb, sizeof nb);
-	if (!sname) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
 	void *mapped = NULL;
 	int rc = ids_acl_in(name, value, size, &mapped);
+	/* copied up first, as the kernel copies up before it asks the
+	 * upper: only then is a private name refused */
 	if (rc == 0)
 		rc = copy_up(i, COPYUP_DATA | COPYUP_ORIGIN);
+	if (rc == 0 && !sname)
+		rc = -EPERM;
 	if (rc == 0) {
 		inode_rdlock(i);
 		if (fd_setxattr(i->copies[0].fd, sname, mapped ? mapped : value, size, flags) < 0)
 			rc = -errno;
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 	}
 	free(mapped);
 	fuse_reply_err(req, -rc);
@@ -162,7 +162,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	inode_rdlock(i);
 	ssize_t has = fd_getxattr(i->copies[0].fd, sname, NULL, 0);
 	int e = errno;
-	pthread_rwlock_unlock(&i->rw);
+	lfs_rw_unlock(&i->rw);
 	if (has < 0) {
 		fuse_reply_err(req, e);
 		return;
@@ -172,7 +172,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		inode_rdlock(i);
 		if (fd_removexattr(i->copies[0].fd, sname) < 0)
 			rc = -errno;
-		pthread_rwlock_unlock(&i->rw);
+		lfs_rw_unlock(&i->rw);
 	}
 	fuse_reply_err(req, -rc);
 }

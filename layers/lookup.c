@@ -77,10 +77,11 @@ static enum step examine(const struct layer_stack *s, struct lookup_result *r, u
 	add_copy(r, layer, fd);
 	if (!S_ISDIR(st.st_mode) || !*more_below)
 		return STEP_STOP;
-	if (is_opaque_dir(fd))
-		return STEP_STOP;
 	char buf[PATH_MAX];
-	int rl = read_redirect(fd, buf, sizeof buf);
+	bool opaque;
+	int rl = read_dir_marks(fd, &opaque, buf, sizeof buf);
+	if (opaque)
+		return STEP_STOP;
 	if (rl < 0) {
 		*err = rl;
 		return STEP_STOP;
@@ -178,6 +179,24 @@ static enum step follow_absolute(const struct layer_stack *s, struct lookup_resu
 int layers_lookup(const struct layer_stack *s, const struct layer_copy *parent, unsigned nparent,
 		  const char *name, struct lookup_result *r)
 {
+	return layers_lookup_hinted(s, parent, nparent, name, NULL, r);
+}
+
+/* Can a lower layer hold the name, by the hint?  Layers come in order,
+ * so *k only moves forward. */
+static bool hint_allows(const struct name_hint *h, uint32_t layer, uint32_t *k)
+{
+	if (layer == h->first)
+		return true;
+	while (*k < h->nalso && h->also[*k] < layer)
+		(*k)++;
+	return *k < h->nalso && h->also[*k] == layer;
+}
+
+int layers_lookup_hinted(const struct layer_stack *s, const struct layer_copy *parent, unsigned nparent,
+			 const char *name, const struct name_hint *hint, struct lookup_result *r)
+{
+	uint32_t hk = 0;
 	char redirect[PATH_MAX] = "";
 	int err = 0;
 	bool hidden_marker = is_aufs_marker_name(name);
@@ -190,6 +209,8 @@ int layers_lookup(const struct layer_stack *s, const struct layer_copy *parent, 
 
 		if (hidden_marker && !stack_is_upper(s, layer))
 			break;
+		if (hint && !redirect[0] && !stack_is_upper(s, layer) && !hint_allows(hint, layer, &hk))
+			continue;
 		if (redirect[0] == '/') {
 			follow_absolute(s, r, redirect, &err);
 			done = true;

@@ -29,6 +29,21 @@ struct lookup_result {
 int layers_lookup(const struct layer_stack *s, const struct layer_copy *parent, unsigned nparent,
 		  const char *name, struct lookup_result *r);
 
+/* Where a listing of the parent saw a name: first, the layer of its
+ * visible entry; also[], the layers below where it appears again. */
+struct name_hint {
+	uint32_t first;
+	const uint32_t *also;
+	uint32_t nalso;
+};
+
+/* The same, for a name a listing saw: lower copies of the parent at
+ * other layers than the hint's are not searched (they cannot have it:
+ * lowers never change); the upper copy always is, and every copy once
+ * a redirect sends the search to another name. */
+int layers_lookup_hinted(const struct layer_stack *s, const struct layer_copy *parent, unsigned nparent,
+			 const char *name, const struct name_hint *hint, struct lookup_result *r);
+
 void lookup_result_free(struct lookup_result *r);
 
 /* Opens a path relative to a layer root without leaving the layer and

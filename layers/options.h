@@ -30,6 +30,7 @@ struct lfs_options {
 	bool foreground;
 	bool debug;
 	bool volatile_;
+	bool writeback;     /* -o writeback: the kernel caches writes */
 	bool redirect_dir;  /* default on */
 	enum lfs_xattr_ns xattr_ns;
 	int allow_other;         /* -1: default (on as root) */

@@ -23,20 +23,22 @@ static bool list_has(const char *list, ssize_t len, const char *name)
 	return false;
 }
 
-static bool has_overlay_xattr(int fd, const char *suffix, const char *want)
+/* Is one of the overlay names for suffix in list (a listxattr result of
+ * len bytes; len < 0: the list was too long to read, so ask each name)? */
+static bool list_has_overlay_xattr(int fd, const char *list, ssize_t len, const char *suffix,
+				   const char *want)
 {
-	char list[4096], val[8];
+	char val[8];
 	char tname[64], uname[64];
-	ssize_t len = fd_listxattr(fd, list, sizeof list);
 
-	if (len <= 0)
+	if (len == 0)
 		return false;
 	snprintf(tname, sizeof tname, "trusted.overlay.%s", suffix);
 	snprintf(uname, sizeof uname, "user.overlay.%s", suffix);
 	const char *names[] = { tname, uname, "user.fuseoverlayfs.opaque" };
 	unsigned nnames = strcmp(suffix, "opaque") ? 2 : 3;
 	for (unsigned i = 0; i < nnames; i++) {
-		if (!list_has(list, len, names[i]))
+		if (len > 0 && !list_has(list, len, names[i]))
 			continue;
 		if (!want)
 			return true;
@@ -45,6 +47,15 @@ static bool has_overlay_xattr(int fd, const char *suffix, const char *want)
 			return true;
 	}
 	return false;
+}
+
+static bool has_overlay_xattr(int fd, const char *suffix, const char *want)
+{
+	char list[4096];
+	ssize_t len = fd_listxattr(fd, list, sizeof list);
+	if (len < 0 && errno != ERANGE)
+		return false;
+	return list_has_overlay_xattr(fd, list, len, suffix, want);
 }
 
 bool is_whiteout_entry(int dirfd, const char *name, const struct stat *st)
@@ -72,6 +83,11 @@ bool has_aufs_whiteout(int dirfd, const char *name)
 	return fstatat(dirfd, marker, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+bool holds_xattr_whiteouts(int dirfd)
+{
+	return has_overlay_xattr(dirfd, "opaque", "x");
+}
+
 bool is_opaque_dir(int dirfd)
 {
 	struct stat st;
@@ -79,6 +95,21 @@ bool is_opaque_dir(int dirfd)
 	if (has_overlay_xattr(dirfd, "opaque", "y"))
 		return true;
 	return fstatat(dirfd, AUFS_OPQ_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int read_dir_marks(int dirfd, bool *opaque, char *redirect, size_t size)
+{
+	char list[4096];
+	struct stat st;
+	ssize_t len = fd_listxattr(dirfd, list, sizeof list);
+	if (len < 0 && errno != ERANGE)
+		len = 0;
+	*opaque = list_has_overlay_xattr(dirfd, list, len, "opaque", "y") ||
+		  fstatat(dirfd, AUFS_OPQ_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	redirect[0] = '\0';
+	if (*opaque || !list_has_overlay_xattr(dirfd, list, len, "redirect", NULL))
+		return 0;
+	return read_redirect(dirfd, redirect, size);
 }
 
 int read_redirect(int dirfd, char *buf, size_t size)

@@ -35,11 +35,17 @@ static inline bool is_aufs_marker_name(const char *name)
 
 /* Is the directory (an O_PATH fd) opaque? */
 bool is_opaque_dir(int dirfd);
+/* Is the directory marked opaque=x (it may hold xattr whiteouts)? */
+bool holds_xattr_whiteouts(int dirfd);
 
 /* Reads the redirect of a directory into buf (NUL-terminated).
  * Returns the length, 0 when there is none, -EIO when it is malformed
  * (a relative redirect with a '/', "." or ".."). */
 int read_redirect(int dirfd, char *buf, size_t size);
+/* Both markers of a directory copy at once, with one listxattr when it
+ * has none: *opaque, and the redirect as read_redirect() returns it
+ * (not read when opaque: nothing below is looked at then). */
+int read_dir_marks(int dirfd, bool *opaque, char *redirect, size_t size);
 
 /* Writing (upper only). All return 0 or -errno. */
 int make_whiteout(const struct layer_stack *s, int dirfd, const char *name);

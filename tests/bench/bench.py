@@ -187,7 +187,9 @@ class Mounted:
             opts = f'lowerdir={":".join(self.lowers)},upperdir={upper},workdir={work}'
             run([b.fuse_overlayfs, '-o', opts, mnt], b.timeout)
         elif t == 'layerfs':
-            run([b.layerfs, 'mount', ':'.join(self.lowers), upper, mnt, '--workdir', work], b.timeout)
+            extra = ['-o', b.layerfs_opts] if b.layerfs_opts else []
+            run([b.layerfs, 'mount', ':'.join(self.lowers), upper, mnt, '--workdir', work] + extra,
+                b.timeout)
         self.mount_s = time.perf_counter() - t0
         if not os.path.ismount(mnt):
             raise BenchError(f'{t}: {mnt} is not a mountpoint after mounting')
@@ -745,6 +747,7 @@ class Bench:
         self.timeout = args.timeout
         self.work = os.path.abspath(args.workdir)
         self.layerfs = os.path.abspath(args.layerfs)
+        self.layerfs_opts = args.layerfs_opts
         self.fuse_overlayfs = shutil.which('fuse-overlayfs') or '/usr/bin/fuse-overlayfs'
         self.have_fio = shutil.which('fio') is not None
         if self.quick:
@@ -957,6 +960,7 @@ def machine_info(b):
         'fs_of_workdir': (cmd_out(['df', '--output=fstype', b.work]) or '?').splitlines()[-1].strip(),
         'layerfs': cmd_out([b.layerfs, '--version']),
         'layerfs_git': cmd_out(['git', '-C', REPO, 'describe', '--always', '--dirty']),
+        'layerfs_opts': b.layerfs_opts or '(defaults)',
         'fuse_overlayfs': fovl_version(b.fuse_overlayfs),
         'fio': cmd_out(['fio', '--version']) if b.have_fio else None,
     }
@@ -973,6 +977,8 @@ def main():
     ap.add_argument('--workdir', default='/tmp/layerfs-bench',
                     help='where lowers (cached between runs) and mounts go (default /tmp/layerfs-bench)')
     ap.add_argument('--layerfs', default=os.path.join(REPO, 'build', 'tools', 'layerfs'))
+    ap.add_argument('--layerfs-opts', default='',
+                    help='extra -o options for layerfs, e.g. writeback (default: none)')
     ap.add_argument('--nofile', type=int, default=524288,
                     help='RLIMIT_NOFILE (soft and hard) for the run and the daemons it starts; '
                          'default 524288, systemd\'s default hard limit; 0 keeps the inherited one')

@@ -89,6 +89,19 @@ check "xattr whiteout in the upper layer hides the lower file"
 assert_listing "$S/m/xu" ""
 assert_errno lstat "$S/m/xu/h" ENOENT
 
+# A lookup takes an xattr whiteout for one wherever it is; so a listing of
+# a merged directory with any copy marked opaque=x must not show one that
+# sits in an unmarked copy (it could not be stat'ed).  The kernel lists it
+# or not depending on which directories it looked up before.
+check "xattr whiteout in an unmarked copy of a merged dir marked opaque=x elsewhere: not listed"
+X2=$T/xmerged
+mkdir -p "$X2/l1/d" "$X2/l2/d" "$X2/u" "$X2/m"
+: >"$X2/l1/d/zz"; setfattr -n trusted.overlay.whiteout "$X2/l1/d/zz"; mkfile "$X2/l1/d/f" "f"
+mkfile "$X2/l2/d/g" "g"; mkfile "$X2/l2/d/zz" "hidden"; setfattr -n trusted.overlay.opaque -v x "$X2/l2/d"
+mount_layerfs "$X2/l1:$X2/l2" "$X2/u" "$X2/m"
+assert_listing "$X2/m/d" "f g"
+assert_errno lstat "$X2/m/d/zz" ENOENT
+
 # user.overlay.* whiteouts with -o userxattr (kernel: same option)
 check "user.overlay.whiteout form with -o userxattr equals kernel overlay with userxattr"
 X=$T/ux

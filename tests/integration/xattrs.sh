@@ -121,4 +121,11 @@ assert_eq "$(getfattr --absolute-names --only-values -n user.overlay.overlay.opa
 getfattr --absolute-names -n user.overlay.opaque "$B/u/d" >/dev/null 2>&1 && fail "stored unescaped: the directory became opaque"
 assert_eq "$(oscall lgetxattr "$B/m/d" user.overlay.opaque)" "OK $(printf y | od -An -tx1 | tr -d ' \n')" "read back through the mount"
 
+check "layerfs: user.fuseoverlayfs.X set through the mount: EPERM, after the copy-up the kernel makes too"
+[ -e "$B/u/f" ] && fail "f already in the upper before the test"
+out=$(t setfattr -n user.fuseoverlayfs.x -v 1 "$B/m/f" 2>&1) && fail "setfattr user.fuseoverlayfs.x succeeded"
+case "$out" in *"Operation not permitted"*) ;; *) fail "expected EPERM, got: $out" ;; esac
+[ -f "$B/u/f" ] || fail "f was not copied up (the kernel copies up before asking the upper)"
+getfattr --absolute-names -n user.fuseoverlayfs.x "$B/u/f" >/dev/null 2>&1 && fail "the private xattr was stored"
+
 pass_test

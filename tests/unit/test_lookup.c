@@ -860,6 +860,58 @@ static void test_dir_is_empty(void **state)
 	}
 }
 
+
+/* A lookup guided by the index of the lower copies finds exactly what a
+ * full lookup finds, for every way a name can sit in the layers. */
+static void test_index_hint_same_as_full(void **state)
+{
+	struct fixture *f = *state;
+	put_file(f->l1, "only1", "1");
+	put_file(f->l2, "only2", "2");
+	put_file(f->l1, "d/a", "a");
+	put_file(f->l2, "d/b", "b");
+	put_file(f->l2, "gone", "g");
+	put_chr_whiteout(f->l1, "gone");
+	put_file(f->l2, "aufs", "x");
+	put_file(f->l1, ".wh.aufs", "");
+	put_file(f->l2, "e/in2", "e");
+	put_file(f->up, "e", "upper file over lower dir");
+	put_file(f->l2, "f/in2", "f");
+	free(mkdirs(f->up, "f"));
+	put_chr_whiteout(f->up, "only2");
+	open_upper_stack(f);
+
+	struct layer_copy roots[3];
+	for (unsigned l = 0; l < 3; l++)
+		roots[l] = (struct layer_copy){ l, f->s.layers[l].root_fd };
+	struct name_index *ix = name_index_build(&f->s, roots + 1, 2);
+	assert_non_null(ix);
+	const char *names[] = { "only1", "only2", "d", "gone", "aufs", "e", "f", "absent", ".wh.aufs" };
+	for (unsigned n = 0; n < sizeof names / sizeof *names; n++) {
+		struct lookup_result full, hinted;
+		struct name_hint h = { UINT32_MAX, NULL, 0 };
+		name_index_find(ix, names[n], &h);
+		int rf = layers_lookup(&f->s, roots, 3, names[n], &full);
+		int rh = layers_lookup_hinted(&f->s, roots, 3, names[n], &h, &hinted);
+		if (rf != rh)
+			fail_msg("%s: full lookup %d, hinted %d", names[n], rf, rh);
+		if (rf == 0) {
+			assert_int_equal(full.ncopies, hinted.ncopies);
+			for (unsigned c = 0; c < full.ncopies; c++)
+				assert_int_equal(full.copies[c].layer, hinted.copies[c].layer);
+			lookup_result_free(&full);
+			lookup_result_free(&hinted);
+		}
+	}
+	struct name_hint h;
+	assert_false(name_index_find(ix, "gone", &h));   /* hidden below the upper */
+	assert_true(name_index_find(ix, "d", &h));
+	assert_int_equal(h.first, L_L1);
+	assert_int_equal(h.nalso, 1);
+	assert_int_equal(h.also[0], L_L2);
+	name_index_free(ix);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -884,6 +936,7 @@ int main(void)
 		T(test_list_upper_whiteout_of_upper_name),
 		T(test_list_big),
 		T(test_dir_is_empty),
+		T(test_index_hint_same_as_full),
 	};
 	return cmocka_run_group_tests_name("lookup", tests, NULL, NULL);
 }

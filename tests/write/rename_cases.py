@@ -28,6 +28,18 @@ def base(B):
     B.dir(1, "e2")
 
 
+LONG = "L" * 252
+
+
+def long_redirect(B):
+    """A lower hard link and a lower dir beside a lower dir whose path makes
+    a redirect longer than the kernel's 256 bytes."""
+    B.file(0, "i/f", "x\n", mode=0o4755, uid=1, gid=1000)
+    B.hardlink(0, "i/f2", "i/f")
+    B.file(0, "i/dir2/a", "a\n")
+    B.file(0, "i/dir/" + LONG + "/lib", "l\n")
+
+
 CASES = [
     Scenario("file-lower", base,
              [O.rename("f", "f2"), O.ustat("f", UA + ("rdev",)), O.ustat("f2", UA),
@@ -139,6 +151,12 @@ CASES = [
     Scenario("rename-same-name", base,
              [O.rename("f", "f"), O.rename("d", "d"), O.ulist("")],
              desc="rename onto itself: a no-op, nothing copied up"),
+    Scenario("lower-hardlinks-rename-and-exchange", lambda B: (
+                 B.file(0, "h/c", "c\n"), B.hardlink(0, "h/sub/c", "h/c"),
+                 B.hardlink(0, "h/c2", "h/c"), B.hardlink(0, "h/c3", "h/c")),
+             [O.renameat2("h/c", "h/sub/c", EXCHANGE), O.stat("h/c"), O.stat("h/sub/c"),
+              O.rename("h/c2", "h/c3"), O.listdir("h"), O.stat("h/c3"), O.ulist("h")],
+             desc="two names of a lower hard link are two objects (index=off)"),
     Scenario("hardlink-rename-same-inode", base,
              [O.create("u", "u"), O.link("u", "u2"), O.rename("u", "u2"), O.listdir(""),
               O.stat("u2")]),
@@ -150,6 +168,28 @@ CASES = [
               O.rename("f", "f2"), O.rename("e", "e3"), O.listdir("")],
              lfs_opts=["redirect_dir=off"], k_opts=["redirect_dir=off"],
              desc="redirect_dir=off: EXDEV for dirs with lower copies"),
+    # The kernel copies up both sides (and sets the source's redirect)
+    # before the too-long redirect fails the rename with EXDEV: the
+    # hard link is broken and the copies stay.
+    Scenario("exchange-long-redirect-copies-up-first", long_redirect,
+             [O.renameat2("i/f", "i/dir/" + LONG, EXCHANGE), O.stat("i/f"), O.stat("i/f2"),
+              O.ulist("i"), O.ulist("i/dir")]),
+    Scenario("exchange-long-redirect-source-redirect-stays", long_redirect,
+             [O.renameat2("i/dir2", "i/dir/" + LONG, EXCHANGE), O.ulist("i"), O.ulist("i/dir"),
+              O.listdir("i/dir2")]),
+    # Renaming over an upper dir that holds only whiteouts: the kernel
+    # first swaps it for an empty opaque dir, then the too-long redirect
+    # fails; the swap stays (parent mtime, opaque, no origin).
+    Scenario("over-whiteouts-dir-then-long-redirect", lambda B: (
+                 B.file(0, "p/w/x", "x\n"), B.file(0, "qqqqq/" + LONG + "/k", "k\n")),
+             [O.rename("p/w/x", "p/x2"), O.rename("qqqqq/" + LONG, "p/w"), O.ulist("p"),
+              O.ustat("p/w", ("type", "mode")), O.stat("p"), O.listdir("p/w")]),
+    # A failed RENAME_WHITEOUT still sets the source dir's times (ext4):
+    # the mount must show them, as the kernel's does.
+    Scenario("enotempty-rename-parent-times", lambda B: (
+                 B.file(0, "src/sub/p/.dot", "x\n"), B.dir(0, "t")),
+             [O.mkdir("t/sub"), O.mkdir("t/sub/p"), O.mknod_fifo("src/sub/p/h"),
+              O.rename("src/sub", "t/sub"), O.stat("src"), O.stat("t")]),
     Scenario("redirect-off-copied-up-dir", base,
              [O.chmod("d", 0o755), O.rename("d", "d2"), O.create("e/x", "x"),
               O.rename("e", "e3")],

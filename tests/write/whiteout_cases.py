@@ -102,4 +102,18 @@ CASES = [
               O.call("create 5 back", lambda c: [open(c.p("many/f%03d" % i), "w").write("b")
                                                   for i in range(0, 15, 3)] and None),
               O.listdir("many")]),
+    # The kernel makes an unlink's whiteout in the workdir: it does not
+    # take the group of a set-group-ID parent (found by the soak).
+    Scenario("unlink-whiteout-in-setgid-dir", lambda B: (
+                 B.file(0, "sg/e", "e\n", uid=4242), B.file(0, "sg/f", "f\n")),
+             [O.chown("sg", 1000, 65534), O.chmod("sg", 0o2755), O.chown("sg/e", 4242, 0),
+              O.unlink("sg/e"), O.unlink("sg/f"), O.ustat("sg/e", ("type", "uid", "gid")),
+              O.ustat("sg/f", ("type", "uid", "gid"))]),
+    # A lower xattr whiteout whose name a layer above shows (and the upper
+    # then whites out) does not make the directory non-empty.
+    Scenario("rmdir-lower-xattr-whiteout-shadowed", lambda B: (
+                 B.file(0, "i/n", "top\n"),
+                 B.file(1, "i/n", "", xattrs={"trusted.overlay.whiteout": b""}),
+                 B.dir(1, "i", xattrs={"trusted.overlay.opaque": b"x"})),
+             [O.unlink("i/n"), O.rmdir("i"), O.listdir(""), O.ulist("")]),
 ]
