@@ -698,18 +698,24 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 	if (dst.exists && dst.type == S_IFDIR && !(flags & RENAME_EXCHANGE) && !dst_pure_upper &&
 	    (rc = clear_whiteouts_dir(npfd, newname)))
 		goto out;
-	if (src_moves_lower_dir && ((rc = src_redirect_rc) || (rc = set_dir_redirect(si, src_redirect))))
+	/* Each side in turn, source first, as the kernel: a directory with
+	 * lower copies gets its redirect; one of the upper alone, moved into
+	 * a merged parent, must not merge with what a lower has under its
+	 * new name, so it is marked opaque (whether or not a lower has that
+	 * name now). */
+	if (src_moves_lower_dir) {
+		if ((rc = src_redirect_rc) || (rc = set_dir_redirect(si, src_redirect)))
+			goto out;
+	} else if (src.type == S_IFDIR && is_merged(np) && (rc = mark_opaque(si))) {
 		goto out;
-	if (dst_moves_lower_dir && ((rc = dst_redirect_rc) || (rc = set_dir_redirect(di, dst_redirect))))
+	}
+	if (dst_moves_lower_dir) {
+		if ((rc = dst_redirect_rc) || (rc = set_dir_redirect(di, dst_redirect)))
+			goto out;
+	} else if ((flags & RENAME_EXCHANGE) && dst.type == S_IFDIR && is_merged(p) &&
+		   (rc = mark_opaque(di))) {
 		goto out;
-	/* a directory of the upper alone, moved into a merged parent, must
-	 * not merge with what a lower has under its new name: opaque, as
-	 * the kernel marks it whether or not a lower has that name now */
-	if (src.type == S_IFDIR && !src.has_lower_copies && is_merged(np) && (rc = mark_opaque(si)))
-		goto out;
-	if ((flags & RENAME_EXCHANGE) && dst.type == S_IFDIR && !dst.has_lower_copies &&
-	    is_merged(p) && (rc = mark_opaque(di)))
-		goto out;
+	}
 
 	if (flags & RENAME_EXCHANGE) {
 		if (renameat2(pfd, name, npfd, newname, RENAME_EXCHANGE) < 0)

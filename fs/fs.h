@@ -192,5 +192,9 @@ void xattr_ops_register(struct fuse_lowlevel_ops *ops);
 /* ---- the mount (session.c) ---- */
 int lfs_run(struct lfs_options *o);
 
+/* ---- the request loop (loop.c) ---- */
+/* Serves se until it ends; up to max_threads serve at once.  0 or -errno. */
+int lfs_loop(struct fuse_session *se, unsigned max_threads);
+
 
 #endif

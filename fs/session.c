@@ -1,6 +1,6 @@
 /* session.c - mount, serve, unmount: builds the libfuse session from the
  * options, detaches into the background once the mount is live, and runs
- * the multi-threaded request loop until unmounted or signalled.
+ * the request loop (loop.c) until unmounted or signalled.
  */
 #define _GNU_SOURCE
 #include "fs.h"
@@ -19,13 +19,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
 	unsigned want = FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_ATOMIC_O_TRUNC |
-			FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS |
-			FUSE_CAP_READDIRPLUS_AUTO;
+			FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS;
 	/* ACLs are enforced by the kernel, as on kernel overlay; that needs
 	 * default_permissions, which is our default as root */
 	if (lfs.posix_acl)
 		want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
 	conn->want |= want & conn->capable;
+	/* READDIRPLUS for every chunk of a listing, not just the first: a
+	 * walk then costs a request per page of entries, not one per entry */
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 	lfs.kernel_skips_umask = (conn->want & FUSE_CAP_POSIX_ACL) != 0;
 	/* locks stay in the kernel, as for any FUSE mount without lock ops */
 	conn->want &= ~(unsigned)(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
@@ -158,13 +160,7 @@ int lfs_run(struct lfs_options *o)
 		fuse_session_unmount(lfs.se);
 		goto out_signals;
 	}
-	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(cfg, o->threads ? o->threads : 16);
-	fuse_loop_cfg_set_idle_threads(cfg, o->threads ? o->threads : 8);
-	/* negative: an error; positive: the signal that stopped us, which
-	 * is the normal way out */
-	rc = fuse_session_loop_mt(lfs.se, cfg) < 0;
-	fuse_loop_cfg_destroy(cfg);
+	rc = lfs_loop(lfs.se, o->threads ? o->threads : 16) < 0;
 	fuse_session_unmount(lfs.se);
 out_signals:
 	fuse_remove_signal_handlers(lfs.se);

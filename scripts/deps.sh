@@ -8,12 +8,12 @@ BUILD_PKGS=(
     gcc pkg-config meson ninja-build
     libfuse3-dev fuse3
     libxxhash-dev liblz4-dev libzstd-dev libarchive-dev libssl-dev
-    libcmocka-dev
+    libcmocka-dev libjansson-dev
 )
 TEST_PKGS=(
     attr acl libcap2-bin fuse-overlayfs util-linux zstd xfsprogs procps psmisc coreutils
     python3 passwd fio
-    podman runc conmon uidmap buildah
+    skopeo umoci podman runc conmon uidmap buildah
 )
 ALL_PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
 

@@ -2409,6 +2409,20 @@ def preflight():
     return None
 
 
+def private_mount_namespace():
+    """Mount everything in a mount namespace of our own.  A namespace that
+    another program makes meanwhile (unshare -m, podman, a container)
+    would otherwise get copies of our mounts, and a FUSE daemon lives as
+    long as any copy does: its unmount would look unclean.  Our mounts
+    also go when we do, however we end."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+        print("diff: note: no private mount namespace (%s); mounts are shared"
+              % os.strerror(ctypes.get_errno()))
+        return
+    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+
+
 def main():
     global LAYERFS, OP_TIMEOUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -2445,6 +2459,7 @@ def main():
         print("diff: 0 seeds, 0 ops, 0 mismatches")
         return 77
     os.umask(0o022)
+    private_mount_namespace()
     d = Driver(args)
 
     def on_signal(sig, frame):

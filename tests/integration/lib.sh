@@ -11,6 +11,14 @@
 # cleanup (everything mounted is unmounted at exit, even on failure, and
 # leftover daemons are killed), assertions, and tree_snapshot.
 
+# Mount in a mount namespace of our own: one that another program makes
+# meanwhile (unshare -m, podman) would hold copies of our mounts and keep
+# their FUSE daemons alive after the unmount; and what we mount goes with us.
+if [ -z "${LAYERFS_TEST_NS:-}" ] && [ "$(id -u)" = 0 ] && command -v unshare >/dev/null 2>&1; then
+    export LAYERFS_TEST_NS=1
+    exec unshare --mount --propagation private bash "$0" "$@"
+fi
+
 set -E -e -u -o pipefail
 
 LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -190,6 +190,12 @@ CASES = [
                  B.file(0, "src/sub/p/.dot", "x\n"), B.dir(0, "t")),
              [O.mkdir("t/sub"), O.mkdir("t/sub/p"), O.mknod_fifo("src/sub/p/h"),
               O.rename("src/sub", "t/sub"), O.stat("src"), O.stat("t")]),
+    # Source first: the upper-only dir moving into a merged parent is
+    # marked opaque before the other side's too-long redirect fails.
+    Scenario("exchange-opaque-before-long-redirect", lambda B: (
+                 B.dir(1, "a/c"), B.dir(0, "a/m/" + LONG + "/b"), B.dir(1, "a/m/" + LONG)),
+             [O.mkdir("a/c/c"), O.mkdir("a/c/c/n", 0o555),
+              O.renameat2("a/c/c/n", "a/m/" + LONG + "/b", EXCHANGE), O.ulist("a/c/c")]),
     Scenario("redirect-off-copied-up-dir", base,
              [O.chmod("d", 0o755), O.rename("d", "d2"), O.create("e/x", "x"),
               O.rename("e", "e3")],
