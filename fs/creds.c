@@ -47,11 +47,14 @@ int creds_enter(fuse_req_t req, struct saved_creds *saved)
 	int n = fuse_req_getgroups(req, MAX_GROUPS, groups);
 	if (n < 0 || n > MAX_GROUPS)
 		n = 0;
+	uid_t uid;
+	gid_t gid;
+	ids_caller(req, &uid, &gid, groups, &n); /* as the layers store them */
 	/* in a user namespace with setgroups denied only the fs ids move */
 	if (syscall(SYS_setgroups, n, groups) < 0 && errno != EPERM)
 		return -errno;
-	saved->gid = (gid_t)setfsgid(ctx->gid);
-	saved->uid = (uid_t)setfsuid(ctx->uid);
+	saved->gid = (gid_t)setfsgid(gid);
+	saved->uid = (uid_t)setfsuid(uid);
 	saved->switched = true;
 	return 0;
 }

@@ -193,6 +193,8 @@ static int create_name(fuse_req_t req, struct lfs_inode *parent, const char *nam
 		rc = make_in(dirfd, name, n, &io_fd);
 		creds_leave(&sc);
 	}
+	if (rc == 0 && !n->link_src)
+		rc = ids_record_new(req, dirfd, name, n->link_target ? S_IFLNK | 0777 : n->mode);
 	if (rc == 0 && opaque && (rc = mark_new_dir_opaque(dirfd, name)) && !was_wh)
 		unlinkat(pfd, name, AT_REMOVEDIR);
 	/* taken before the exchange below moves the name */

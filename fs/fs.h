@@ -162,6 +162,26 @@ struct saved_creds { uid_t uid; gid_t gid; bool switched; bool umask_set; };
 int creds_enter(fuse_req_t req, struct saved_creds *saved);
 void creds_leave(struct saved_creds *saved);
 
+/* ---- id options (ids.c): uidmapping=, squash_to_*, xattr_permissions= ---- */
+int ids_init(char *err, size_t errlen);          /* after stack_open */
+void ids_stat_out(const struct lfs_inode *i, struct stat *st); /* stored -> shown */
+/* chmod through an override xattr: 1 when recorded there, 0 when the
+ * caller should chmod the inode, or -errno. */
+int ids_chmod(int fd, mode_t mode);
+/* chown of an upper object to shown ids ((uid_t)-1: unchanged); 0 or -errno. */
+int ids_chown(int fd, uid_t uid, gid_t gid);
+/* The caller's ids and groups as the layers store them (in place). */
+int ids_caller(fuse_req_t req, uid_t *uid, gid_t *gid, gid_t *groups, int *ngroups);
+/* A new object NAME in dirfd: records its owner and mode when the upper
+ * keeps them in an xattr.  0 or -errno. */
+int ids_record_new(fuse_req_t req, int dirfd, const char *name, mode_t mode);
+/* After a copy-up from src_layer: carries the override owner and mode over. */
+int ids_copy_up(unsigned src_layer, int src_fd, int dst_fd);
+/* POSIX ACL values hold ids too: mapped in place on the way out; on the
+ * way in, *out is a mapped copy to store instead (free it) or NULL. */
+void ids_acl_out(const char *name, void *buf, size_t len);
+int ids_acl_in(const char *name, const void *value, size_t len, void **out);
+
 /* ---- op tables of the other files ---- */
 void inode_ops_register(struct fuse_lowlevel_ops *ops);
 void dir_ops_register(struct fuse_lowlevel_ops *ops);

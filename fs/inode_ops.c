@@ -23,6 +23,7 @@ void merged_stat(const struct lfs_inode *i, struct stat *st)
 	 * the kernel's does */
 	if (i->type == S_IFDIR && i->ncopies > 1)
 		st->st_nlink = 1;
+	ids_stat_out(i, st);
 }
 
 int stat_inode(struct lfs_inode *i, struct stat *st)
@@ -197,14 +198,18 @@ static int apply_setattr(struct lfs_inode *i, struct stat *attr, int to_set, str
 	if (to_set & FUSE_SET_ATTR_MODE) {
 		if (i->type == S_IFLNK)
 			return -EOPNOTSUPP;
-		if (chmod(p, attr->st_mode & 07777) < 0)
+		int r = ids_chmod(fd, attr->st_mode & 07777);
+		if (r < 0)
+			return r;
+		if (r == 0 && chmod(p, attr->st_mode & 07777) < 0)
 			return -errno;
 	}
 	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-			return -errno;
+		int r = ids_chown(fd, uid, gid); /* mapped to the stored ids */
+		if (r)
+			return r;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		int rc = 0;

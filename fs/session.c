@@ -113,6 +113,11 @@ int lfs_run(struct lfs_options *o)
 		fprintf(stderr, "layerfs: %s\n", err);
 		return 1;
 	}
+	if (ids_init(err, sizeof err)) {
+		fprintf(stderr, "layerfs: %s\n", err);
+		stack_close(&lfs.stack);
+		return 1;
+	}
 	for (size_t k = 0; k < o->nwarnings; k++)
 		fprintf(stderr, "layerfs: warning: %s\n", o->warnings[k]);
 	raise_fd_limit();

@@ -88,6 +88,8 @@ int copy_up(struct lfs_inode *i, unsigned flags)
 				if (S_ISDIR(st.st_mode))
 					f &= ~COPYUP_DATA;
 				int fd = copy_up_object(&lfs.stack, i->copies[0].fd, &st, pfd, name, f);
+				if (fd >= 0)
+					ids_copy_up(i->copies[0].layer, i->copies[0].fd, fd);
 				if (fd >= 0) {
 					inode_set_upper(i, fd);
 					if (f & COPYUP_ORIGIN)

@@ -68,6 +68,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	ssize_t n = fd_getxattr(i->copies[0].fd, sname, buf, size);
 	int e = errno;
 	lfs_rw_unlock(&i->rw);
+	if (n > 0 && size)
+		ids_acl_out(name, buf, (size_t)n); /* ACL ids, mapped as owners are */
 	if (n < 0)
 		fuse_reply_err(req, e);
 	else if (size == 0)
@@ -129,17 +131,21 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	struct lfs_inode *i = ino_to_inode(ino);
 	char nb[XATTR_NAME_MAX + 16];
 	const char *sname = stored_name(name, nb, sizeof nb);
+	void *mapped = NULL;
+	int rc = ids_acl_in(name, value, size, &mapped);
 	/* copied up first, as the kernel copies up before it asks the
 	 * upper: only then is a private name refused */
-	int rc = copy_up(i, COPYUP_DATA | COPYUP_ORIGIN);
+	if (rc == 0)
+		rc = copy_up(i, COPYUP_DATA | COPYUP_ORIGIN);
 	if (rc == 0 && !sname)
 		rc = -EPERM;
 	if (rc == 0) {
 		inode_rdlock(i);
-		if (fd_setxattr(i->copies[0].fd, sname, value, size, flags) < 0)
+		if (fd_setxattr(i->copies[0].fd, sname, mapped ? mapped : value, size, flags) < 0)
 			rc = -errno;
 		lfs_rw_unlock(&i->rw);
 	}
+	free(mapped);
 	fuse_reply_err(req, -rc);
 }
 

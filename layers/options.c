@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,20 @@ static bool is_flag(const char *opt, const char *name)
 	return strcmp(opt, name) == 0;
 }
 
+/* A uid or gid: decimal, below (uid_t)-1, which means "no id" to chown. */
+static int parse_id(const char *val, int64_t *out)
+{
+	char *end;
+	if (val[0] < '0' || val[0] > '9')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(val, &end, 10);
+	if (errno || *end || v >= UINT32_MAX)
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
 /* One -o entry. Keys we do not know are warned about and ignored, as
  * containers-storage passes options meant for other mount programs. */
 static int parse_one_option(struct lfs_options *o, char *opt, char *err, size_t errlen)
@@ -146,11 +161,32 @@ static int parse_one_option(struct lfs_options *o, char *opt, char *err, size_t 
 		o->threads = (unsigned)t;
 		return 0;
 	}
+	if ((is_flag(opt, "uidmapping") || is_flag(opt, "gidmapping")) && val) {
+		struct lfs_idmap *m = opt[0] == 'u' ? &o->ids.uid : &o->ids.gid;
+		lfs_idmap_free(m);
+		return lfs_idmap_parse(val, m, err, errlen);
+	}
+	if ((is_flag(opt, "squash_to_uid") || is_flag(opt, "squash_to_gid")) && val) {
+		int64_t id;
+		if (parse_id(val, &id))
+			return lfs_errorf(err, errlen, "bad value '%s' for %s (an id, 0-4294967294)", val, opt);
+		*(opt[10] == 'u' ? &o->ids.squash_uid : &o->ids.squash_gid) = id;
+		return 0;
+	}
+	if (is_flag(opt, "squash_to_root") && !val) { o->ids.squash_root = true; return 0; }
+	if (is_flag(opt, "xattr_permissions") && val) {
+		if (strlen(val) != 1 || val[0] < '0' || val[0] > '2')
+			return lfs_errorf(err, errlen, "bad value '%s' for xattr_permissions (0|1|2)", val);
+		o->xattr_permissions = val[0] - '0';
+		return 0;
+	}
 	/* mount(8) and fstab pass these; they mean nothing to us. */
 	if (is_flag(opt, "defaults") || is_flag(opt, "auto") || is_flag(opt, "noauto") ||
 	    is_flag(opt, "user") || is_flag(opt, "nouser") || is_flag(opt, "_netdev") ||
 	    is_flag(opt, "exec") || is_flag(opt, "noexec") || is_flag(opt, "atime") ||
-	    is_flag(opt, "noatime") || is_flag(opt, "relatime"))
+	    is_flag(opt, "noatime") || is_flag(opt, "relatime") || is_flag(opt, "nofail") ||
+	    is_flag(opt, "users") || is_flag(opt, "owner") || is_flag(opt, "group") ||
+	    strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0 || is_flag(opt, "comment"))
 		return 0;
 
 	char *msg;
@@ -190,6 +226,7 @@ static int parse_option_list(struct lfs_options *o, const char *list, char *err,
 static void set_defaults(struct lfs_options *o)
 {
 	memset(o, 0, sizeof *o);
+	lfs_idshift_init(&o->ids);
 	o->redirect_dir = true;
 	o->allow_other = -1;
 	o->default_permissions = -1;
@@ -313,5 +350,6 @@ void lfs_options_free(struct lfs_options *o)
 	free(o->upper);
 	free(o->work);
 	free(o->mountpoint);
+	lfs_idshift_free(&o->ids);
 	memset(o, 0, sizeof *o);
 }

@@ -2,13 +2,17 @@
  *
  * Owns: the `mount LOWERS UPPER MERGED` short form, the containers-storage
  * `-o lowerdir=...,upperdir=...,workdir=...` form, `\:` escapes in layer
- * lists.  It only parses; checking the directories is stack.c's job.
+ * lists, the id options of fuse-overlayfs (uidmapping=, gidmapping=,
+ * squash_to_*, xattr_permissions=).  It only parses; checking the
+ * directories is stack.c's job.
  */
 #ifndef LAYERFS_OPTIONS_H
 #define LAYERFS_OPTIONS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "idmap.h"
 
 #define LFS_MAX_LOWERS 4096 /* the kernel allows 500; we go further */
 
@@ -33,6 +37,8 @@ struct lfs_options {
 	int default_permissions; /* -1: default (on as root) */
 	bool suid, dev, nosuid, nodev;
 	unsigned threads;   /* 0: default */
+	struct lfs_idshift ids;  /* uidmapping=, gidmapping=, squash_to_* */
+	int xattr_permissions;   /* 0: off; 1: security.*, 2: user.* override xattr */
 	char **warnings;    /* unknown options, one message each */
 	size_t nwarnings;
 };

@@ -1,6 +1,7 @@
 /* xattr.c - xattr calls on O_PATH fds and the private-name rule (see xattr.h). */
 #define _GNU_SOURCE
 #include "xattr.h"
+#include "xperm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -45,7 +46,7 @@ int fd_removexattr(int fd, const char *name)
 bool xattr_is_private(const char *name)
 {
 	return !strncmp(name, "trusted.overlay.", 16) || !strncmp(name, "user.overlay.", 13) ||
-	       !strncmp(name, "user.fuseoverlayfs.", 19);
+	       !strncmp(name, "user.fuseoverlayfs.", 19) || xperm_is_name(name);
 }
 
 bool xattr_is_escaped(const char *name)

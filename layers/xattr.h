@@ -17,7 +17,9 @@ ssize_t fd_listxattr(int fd, char *buf, size_t size);
 int fd_setxattr(int fd, const char *name, const void *val, size_t size, int flags);
 int fd_removexattr(int fd, const char *name);
 
-/* trusted.overlay.*, user.overlay.*, user.fuseoverlayfs.*: never shown. */
+/* trusted.overlay.*, user.overlay.*, user.fuseoverlayfs.* and the override
+ * owner xattrs of xperm.h: never shown, never set through the mount (a
+ * file's owner could otherwise record itself as root). */
 bool xattr_is_private(const char *name);
 
 /* "trusted.overlay.overlay.X": a caller's own overlay xattr, stored

@@ -13,7 +13,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
     attr acl libcap2-bin fuse-overlayfs util-linux zstd xfsprogs procps psmisc coreutils
     python3 passwd fio uidmap bubblewrap iproute2
-    skopeo umoci podman runc
+    skopeo umoci podman runc conmon buildah
 )
 ALL_PKGS=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
 

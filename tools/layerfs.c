@@ -40,10 +40,20 @@ static void usage(FILE *f)
 		"                        redirect_dir=on|off, xattr_namespace=trusted|user, writeback,\n"
 		"                        allow_other, default_permissions, suid, nosuid, dev,\n"
 		"                        nodev, threads=N; unknown options are ignored with a warning\n"
+		"  -o uidmapping=C:H:L[:C:H:L...], gidmapping=...\n"
+		"                        ids C..C+L-1 stored in the layers are shown as H..H+L-1,\n"
+		"                        others as the overflow id (containers-storage's mapping)\n"
+		"  -o squash_to_uid=N, squash_to_gid=N, squash_to_root\n"
+		"                        show every file as owned by N (or by 0:0)\n"
+		"  -o xattr_permissions=0|1|2\n"
+		"                        keep owners and modes in security.* (1) or user.* (2)\n"
+		"                        fuseoverlayfs.override_stat xattrs, as fuse-overlayfs\n"
 		"  -V, --version         print the version\n"
 		"  -h, --help            this text\n"
 		"\n"
-		"As root, allow_other,default_permissions,suid,dev are on by default.\n");
+		"As root, allow_other,default_permissions,suid,dev are on by default.\n"
+		"mount -t fuse.layerfs and fstab lines work through mount.fuse3; see layerfs(1),\n"
+		"and layerfs(5) for the on-disk format.\n");
 }
 
 static int do_umount(const char *mountpoint)

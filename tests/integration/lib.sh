@@ -471,7 +471,8 @@ pair_compare() {
 # tarball's mtime and size; a whole root and a two-layer split of it) and
 # sets C to the cache directory ($C/full, $C/bottom, $C/top).  Skips the
 # test when the fixture is not there.
-fixture_rootfs() {
+# fixture_tarball: sets FIX to the fixture rootfs tarball (skips without it).
+fixture_tarball() {
     NAME=debian-bookworm-minbase.tar.zst
     FIX=""
     for c in "${LAYERFS_FIXTURE:-}" "$SRCDIR/../shared/fixtures/$NAME" "$SRCDIR/shared/fixtures/$NAME" \
@@ -480,6 +481,10 @@ fixture_rootfs() {
     done
     [ -n "$FIX" ] || skip "fixture $NAME not found (looked beside $SRCDIR)"
     note "fixture: $FIX"
+}
+
+fixture_rootfs() {
+    fixture_tarball
 
     CACHE_ROOT=/tmp/layerfs-fixture-rootfs
     KEY=$(stat -c '%Y-%s' "$FIX")

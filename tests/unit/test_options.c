@@ -365,7 +365,8 @@ static void test_parse_unknown_options_warn(void **state)
 	done(p);
 
 	/* fstab/mount(8) noise is silently accepted */
-	p = PARSE_OK("-o", "lowerdir=/l,defaults,noauto,_netdev,noatime,relatime,exec", "/mnt");
+	p = PARSE_OK("-o", "lowerdir=/l,defaults,noauto,_netdev,noatime,relatime,exec,nofail,users,"
+		     "x-systemd.automount,comment=x", "/mnt");
 	assert_int_equal(p->o.nwarnings, 0);
 	done(p);
 }
@@ -561,6 +562,44 @@ static void test_parse_mount_fuse3_form(void **state)
 	done(p);
 }
 
+static void test_parse_id_options(void **state)
+{
+	(void)state;
+	/* what containers-storage hands a mount program */
+	struct parsed *p = PARSE_OK("-o", "lowerdir=/l,upperdir=/u,workdir=/w,uidmapping=:0:100000:65536,"
+				    "gidmapping=0:100000:1:1:200000:10,xattr_permissions=2", "/mnt");
+	assert_int_equal(p->o.ids.uid.n, 1);
+	assert_int_equal(p->o.ids.uid.ranges[0].shown, 100000);
+	assert_int_equal(p->o.ids.gid.n, 2);
+	assert_int_equal(p->o.ids.gid.ranges[1].stored, 1);
+	assert_int_equal(p->o.xattr_permissions, 2);
+	assert_int_equal(p->o.ids.squash_uid, -1);
+	assert_false(p->o.ids.squash_root);
+	assert_int_equal(p->o.nwarnings, 0);
+	done(p);
+
+	/* an empty mapping is no mapping; the last one given counts */
+	p = PARSE_OK("-o", "lowerdir=/l,uidmapping=0:1:1,uidmapping=,gidmapping=", "/mnt");
+	assert_int_equal(p->o.ids.uid.n, 0);
+	assert_int_equal(p->o.ids.gid.n, 0);
+	assert_false(lfs_idshift_active(&p->o.ids));
+	done(p);
+
+	p = PARSE_OK("-o", "lowerdir=/l,squash_to_uid=1000,squash_to_gid=0,squash_to_root", "/mnt");
+	assert_int_equal(p->o.ids.squash_uid, 1000);
+	assert_int_equal(p->o.ids.squash_gid, 0);
+	assert_true(p->o.ids.squash_root);
+	done(p);
+
+	expect_usage_error("triples", "-o", "lowerdir=/l,uidmapping=0:1", "/mnt", NULL);
+	expect_usage_error("overlap", "-o", "lowerdir=/l,gidmapping=0:5:2:1:9:1", "/mnt", NULL);
+	expect_usage_error("squash_to_uid", "-o", "lowerdir=/l,squash_to_uid=-1", "/mnt", NULL);
+	expect_usage_error("squash_to_gid", "-o", "lowerdir=/l,squash_to_gid=4294967295", "/mnt", NULL);
+	expect_usage_error("squash_to_uid", "-o", "lowerdir=/l,squash_to_uid=", "/mnt", NULL);
+	expect_usage_error("xattr_permissions", "-o", "lowerdir=/l,xattr_permissions=3", "/mnt", NULL);
+	expect_usage_error("xattr_permissions", "-o", "lowerdir=/l,xattr_permissions=", "/mnt", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -588,6 +627,7 @@ int main(void)
 		cmocka_unit_test(test_parse_ro),
 		cmocka_unit_test(test_parse_workdir_without_upper),
 		cmocka_unit_test(test_parse_mount_fuse3_form),
+		cmocka_unit_test(test_parse_id_options),
 	};
 	return cmocka_run_group_tests_name("options", tests, NULL, NULL);
 }
