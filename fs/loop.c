@@ -44,6 +44,14 @@ struct loop {
 
 static void *worker(void *arg);
 
+/* Workers take only this signal: at the end it gets one out of read(). */
+#define WAKE_SIGNAL SIGUSR1
+
+static void on_wake(int sig)
+{
+	(void)sig;
+}
+
 /* Called with lock held. */
 static int start_worker(struct loop *lp)
 {
@@ -55,9 +63,11 @@ static int start_worker(struct loop *lp)
 		lp->threads = t;
 		lp->nalloc = n;
 	}
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old); /* signals go to the main thread */
+	/* the main thread takes the signals that end the mount */
+	sigset_t mask, old;
+	sigfillset(&mask);
+	sigdelset(&mask, WAKE_SIGNAL);
+	pthread_sigmask(SIG_SETMASK, &mask, &old);
 	int rc = pthread_create(&lp->threads[lp->nthreads], NULL, worker, lp);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc)
@@ -80,7 +90,6 @@ static void *worker(void *arg)
 	struct loop *lp = arg;
 	struct fuse_buf buf = { .mem = NULL };
 
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	pthread_mutex_lock(&lp->lock);
 	for (;;) {
 		while (lp->reading && !fuse_session_exited(lp->se)) {
@@ -94,9 +103,7 @@ static void *worker(void *arg)
 		uint64_t my_turn = ++lp->turn;
 		pthread_mutex_unlock(&lp->lock);
 
-		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 		int res = fuse_session_receive_buf(lp->se, &buf);
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 
 		pthread_mutex_lock(&lp->lock);
 		if (res == -EINTR) {
@@ -186,6 +193,9 @@ int lfs_loop(struct fuse_session *se, unsigned max_threads)
 	pthread_cond_init(&lp.watch, &ca);
 	pthread_condattr_destroy(&ca);
 	sem_init(&lp.done, 0, 0);
+	struct sigaction sa = { .sa_handler = on_wake }; /* no SA_RESTART: read() returns */
+	sigemptyset(&sa.sa_mask);
+	sigaction(WAKE_SIGNAL, &sa, NULL);
 
 	sigset_t all, old;
 	sigfillset(&all);
@@ -206,12 +216,23 @@ int lfs_loop(struct fuse_session *se, unsigned max_threads)
 	pthread_cond_broadcast(&lp.watch);
 	unsigned n = lp.nthreads;
 	pthread_mutex_unlock(&lp.lock);
-	/* a worker blocked in read() leaves at the cancel; one serving a
-	 * request finishes it first (cancel is off there) */
-	for (unsigned k = 0; k < n; k++)
-		pthread_cancel(lp.threads[k]);
-	for (unsigned k = 0; k < n; k++)
-		pthread_join(lp.threads[k], NULL);
+	/* a worker blocked in read() is woken by the signal (again, in case
+	 * it was just going in); one serving a request finishes it first.
+	 * No pthread_cancel: its unwinding skips our frames' cleanup. */
+	for (unsigned k = 0; k < n; k++) {
+		for (;;) {
+			pthread_kill(lp.threads[k], WAKE_SIGNAL);
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 20000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			if (pthread_timedjoin_np(lp.threads[k], NULL, &ts) == 0)
+				break;
+		}
+	}
 	if (have_wd)
 		pthread_join(wd, NULL);
 	free(lp.threads);
