@@ -104,31 +104,41 @@ static int make_in(int dirfd, const char *name, const struct new_node *n, int *i
 /* A directory in the workdir that stands in for the upper directory pfd:
  * its group, set-group-ID bit and default ACL, open to the caller, so that
  * what the caller makes in it comes out as it would in pfd. */
+/* A new directory in the workdir, named into tmp, with this owner and
+ * mode: its O_PATH fd, or -errno with nothing left behind. */
+static int make_work_dir(char *tmp, uid_t uid, gid_t gid, mode_t mode)
+{
+	char p[32];
+	workdir_tmpname(tmp);
+	if (mkdirat(lfs.stack.work_fd, tmp, 0700) < 0)
+		return -errno;
+	int fd = openat(lfs.stack.work_fd, tmp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc = fd < 0 ? -errno : 0;
+	snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+	if (rc == 0 && (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) < 0 || chmod(p, mode) < 0))
+		rc = -errno;
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		remove_tree_at(lfs.stack.work_fd, tmp);
+		return rc;
+	}
+	return fd;
+}
+
 static int stage_dir_like(int pfd, char *sname)
 {
 	struct stat pst;
 	char acl[4096];
 	if (fstat(pfd, &pst) < 0)
 		return -errno;
-	workdir_tmpname(sname);
-	if (mkdirat(lfs.stack.work_fd, sname, 0700) < 0)
-		return -errno;
-	int sfd = openat(lfs.stack.work_fd, sname, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int rc = sfd < 0 ? -errno : 0;
-	if (rc == 0 && fchownat(sfd, "", (uid_t)-1, pst.st_gid, AT_EMPTY_PATH) < 0)
-		rc = -errno;
-	if (rc == 0) {
-		char p[32];
-		snprintf(p, sizeof p, "/proc/self/fd/%d", sfd);
-		if (chmod(p, 0777 | (pst.st_mode & S_ISGID)) < 0)
-			rc = -errno;
-	}
-	ssize_t al = rc ? -1 : fd_getxattr(pfd, "system.posix_acl_default", acl, sizeof acl);
-	if (al > 0 && fd_setxattr(sfd, "system.posix_acl_default", acl, (size_t)al, 0) < 0)
-		rc = -errno;
-	if (rc) {
-		if (sfd >= 0)
-			close(sfd);
+	int sfd = make_work_dir(sname, (uid_t)-1, pst.st_gid, 0777 | (pst.st_mode & S_ISGID));
+	if (sfd < 0)
+		return sfd;
+	ssize_t al = fd_getxattr(pfd, "system.posix_acl_default", acl, sizeof acl);
+	if (al > 0 && fd_setxattr(sfd, "system.posix_acl_default", acl, (size_t)al, 0) < 0) {
+		int rc = -errno;
+		close(sfd);
 		remove_tree_at(lfs.stack.work_fd, sname);
 		return rc;
 	}
@@ -338,7 +348,9 @@ static int remove_upper_name(int pfd, const char *name, bool whiteout, bool is_d
 		}
 		int e = errno;
 		unlinkat(lfs.stack.work_fd, tmp, 0);
-		return -e;
+		if (e != EINVAL)
+			return -e;
+		/* an upper without RENAME_EXCHANGE: the way below */
 	}
 	unsigned flags = whiteout ? RENAME_WHITEOUT : 0;
 	if (renameat2(pfd, name, lfs.stack.work_fd, tmp, flags) < 0) {
@@ -565,26 +577,20 @@ static int clear_whiteouts_dir(int npfd, const char *newname)
 		close(dfd);
 		return rc;
 	}
-	char tmp[24], p[32];
-	workdir_tmpname(tmp);
-	int nfd = -1;
-	if (mkdirat(lfs.stack.work_fd, tmp, 0700) < 0 ||
-	    (nfd = openat(lfs.stack.work_fd, tmp, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC)) < 0)
-		rc = -errno;
-	snprintf(p, sizeof p, "/proc/self/fd/%d", nfd);
-	if (rc == 0 && (fchownat(nfd, "", st.st_uid, st.st_gid, AT_EMPTY_PATH) < 0 ||
-			chmod(p, st.st_mode & 07777) < 0))
-		rc = -errno;
-	if (rc == 0)
-		rc = copy_xattrs(dfd, nfd);
+	char tmp[24];
+	int nfd = make_work_dir(tmp, st.st_uid, st.st_gid, st.st_mode & 07777);
+	if (nfd < 0) {
+		close(dfd);
+		return nfd;
+	}
+	rc = copy_xattrs(dfd, nfd);
 	if (rc == 0)
 		rc = set_opaque(&lfs.stack, nfd);
 	if (rc == 0 && renameat2(lfs.stack.work_fd, tmp, npfd, newname, RENAME_EXCHANGE) < 0)
 		rc = -errno;
 	/* the old directory when exchanged, else the unused new one */
 	remove_tree_at(lfs.stack.work_fd, tmp);
-	if (nfd >= 0)
-		close(nfd);
+	close(nfd);
 	close(dfd);
 	return rc;
 }
