@@ -49,13 +49,18 @@ static bool list_has_overlay_xattr(int fd, const char *list, ssize_t len, const 
 	return false;
 }
 
+/* listxattr for list_has_overlay_xattr: -1 when the list is too long
+ * to read (then each name is asked), 0 when there is none to read. */
+static ssize_t list_xattrs(int fd, char *list, size_t size)
+{
+	ssize_t len = fd_listxattr(fd, list, size);
+	return len < 0 && errno != ERANGE ? 0 : len;
+}
+
 static bool has_overlay_xattr(int fd, const char *suffix, const char *want)
 {
 	char list[4096];
-	ssize_t len = fd_listxattr(fd, list, sizeof list);
-	if (len < 0 && errno != ERANGE)
-		return false;
-	return list_has_overlay_xattr(fd, list, len, suffix, want);
+	return list_has_overlay_xattr(fd, list, list_xattrs(fd, list, sizeof list), suffix, want);
 }
 
 bool is_whiteout_entry(int dirfd, const char *name, const struct stat *st)
@@ -88,24 +93,26 @@ bool holds_xattr_whiteouts(int dirfd)
 	return has_overlay_xattr(dirfd, "opaque", "x");
 }
 
-bool is_opaque_dir(int dirfd)
+/* Opaque, from a listxattr result (see list_has_overlay_xattr) or the
+ * OCI marker file. */
+static bool opaque_in(int dirfd, const char *list, ssize_t len)
 {
 	struct stat st;
+	return list_has_overlay_xattr(dirfd, list, len, "opaque", "y") ||
+	       fstatat(dirfd, AUFS_OPQ_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
 
-	if (has_overlay_xattr(dirfd, "opaque", "y"))
-		return true;
-	return fstatat(dirfd, AUFS_OPQ_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0;
+bool is_opaque_dir(int dirfd)
+{
+	char list[4096];
+	return opaque_in(dirfd, list, list_xattrs(dirfd, list, sizeof list));
 }
 
 int read_dir_marks(int dirfd, bool *opaque, char *redirect, size_t size)
 {
 	char list[4096];
-	struct stat st;
-	ssize_t len = fd_listxattr(dirfd, list, sizeof list);
-	if (len < 0 && errno != ERANGE)
-		len = 0;
-	*opaque = list_has_overlay_xattr(dirfd, list, len, "opaque", "y") ||
-		  fstatat(dirfd, AUFS_OPQ_NAME, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	ssize_t len = list_xattrs(dirfd, list, sizeof list);
+	*opaque = opaque_in(dirfd, list, len);
 	redirect[0] = '\0';
 	if (*opaque || !list_has_overlay_xattr(dirfd, list, len, "redirect", NULL))
 		return 0;
