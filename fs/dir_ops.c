@@ -287,7 +287,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, m
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_create(req, &e, fi);
+		passthrough_reply_create(req, &e, fi);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char *newname)

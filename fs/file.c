@@ -51,9 +51,10 @@ int handle_wrap(struct lfs_inode *i, int fd, int flags, struct fuse_file_info *f
 	h->flags = flags & ~O_TRUNC;
 	h->inode = i;
 	pthread_mutex_init(&h->lock, NULL);
+	passthrough_open(i, h);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* layerfs is the only way to the data: the kernel's cache stays valid */
-	fi->keep_cache = 1;
+	fi->keep_cache = !h->drop_cache;
 	return 0;
 }
 
@@ -113,7 +114,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_open(req, fi);
+		passthrough_reply_open(req, fi);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -145,6 +146,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct lfs_handle *h = fi_handle(fi);
 	(void)ino;
+	passthrough_release(h);
 	close(h->fd);
 	pthread_mutex_destroy(&h->lock);
 	free(h);

@@ -59,6 +59,8 @@ struct lfs_handle {
 	int fd;
 	uint32_t gen;
 	int flags;
+	int32_t backing_id;       /* > 0: passthrough (passthrough.c); 0: cached; -1: neither counted */
+	bool drop_cache;          /* open without keeping the kernel's page cache */
 	pthread_mutex_t lock;
 	struct lfs_inode *inode;
 };
@@ -187,6 +189,19 @@ void inode_ops_register(struct fuse_lowlevel_ops *ops);
 void dir_ops_register(struct fuse_lowlevel_ops *ops);
 void readdir_ops_register(struct fuse_lowlevel_ops *ops);
 void file_ops_register(struct fuse_lowlevel_ops *ops);
+
+/* ---- passthrough of upper files' data (passthrough.c) ---- */
+/* After the mount, before the first request: hooks the session's io. */
+void passthrough_attach(struct fuse_session *se);
+/* From the INIT handler: ask for passthrough if the kernel offers it. */
+void passthrough_init(void);
+/* For a new handle (from handle_wrap): passthrough or not, counted. */
+void passthrough_open(struct lfs_inode *i, struct lfs_handle *h);
+void passthrough_release(struct lfs_handle *h);
+/* fuse_reply_open/create, carrying the handle's backing file if any. */
+void passthrough_reply_open(fuse_req_t req, const struct fuse_file_info *fi);
+void passthrough_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
+			      const struct fuse_file_info *fi);
 void xattr_ops_register(struct fuse_lowlevel_ops *ops);
 
 /* ---- the mount (session.c) ---- */

@@ -39,6 +39,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	else
 		conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	lfs.writeback = (conn->want & FUSE_CAP_WRITEBACK_CACHE) != 0;
+	passthrough_init();
 	conn->time_gran = 1;
 }
 
@@ -153,6 +154,7 @@ int lfs_run(struct lfs_options *o)
 			o->mountpoint);
 		goto out_signals;
 	}
+	passthrough_attach(lfs.se);
 	/* The mount is live now: the caller may go on.  fuse_daemonize()
 	 * points stdin/stdout/stderr at /dev/null, so whoever waits for EOF
 	 * on our stderr gets it. */

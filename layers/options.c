@@ -125,6 +125,8 @@ static int parse_one_option(struct lfs_options *o, char *opt, char *err, size_t 
 	if (is_flag(opt, "volatile") && !val) { o->volatile_ = true; return 0; }
 	if (is_flag(opt, "writeback") && !val) { o->writeback = true; return 0; }
 	if (is_flag(opt, "nowriteback") && !val) { o->writeback = false; return 0; }
+	if (is_flag(opt, "passthrough") && !val) { o->no_passthrough = false; return 0; }
+	if (is_flag(opt, "nopassthrough") && !val) { o->no_passthrough = true; return 0; }
 	if (is_flag(opt, "userxattr") && !val) { o->xattr_ns = LFS_XNS_USER; return 0; }
 	if (is_flag(opt, "allow_other") && !val) { o->allow_other = 1; return 0; }
 	if (is_flag(opt, "noallow_other") && !val) { o->allow_other = 0; return 0; }

@@ -31,6 +31,7 @@ struct lfs_options {
 	bool debug;
 	bool volatile_;
 	bool writeback;     /* -o writeback: the kernel caches writes */
+	bool no_passthrough; /* -o nopassthrough: upper files' data through the daemon too */
 	bool redirect_dir;  /* default on */
 	enum lfs_xattr_ns xattr_ns;
 	int allow_other;         /* -1: default (on as root) */

@@ -38,7 +38,7 @@ static void usage(FILE *f)
 		"  --volatile            do not fsync (as -o volatile)\n"
 		"  -o OPT[,OPT...]       lowerdir=, upperdir=, workdir=, ro, volatile, userxattr,\n"
 		"                        redirect_dir=on|off, xattr_namespace=trusted|user, writeback,\n"
-		"                        allow_other, default_permissions, suid, nosuid, dev,\n"
+		"                        nopassthrough, allow_other, default_permissions, suid, nosuid, dev,\n"
 		"                        nodev, threads=N; unknown options are ignored with a warning\n"
 		"  -o uidmapping=C:H:L[:C:H:L...], gidmapping=...\n"
 		"                        ids C..C+L-1 stored in the layers are shown as H..H+L-1,\n"
