@@ -729,14 +729,6 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 	} else {
 		rc = rename_into_place(pfd, name, npfd, newname, name_in_lower(p, name), dst_pure_upper);
 	}
-	/* a failed rename can still have touched the parents (ext4 sets the
-	 * source dir's times when RENAME_WHITEOUT fails); the kernel keeps
-	 * their attributes after a failure, so they must go */
-	if (rc) {
-		inode_inval_attrs(p);
-		if (np != p)
-			inode_inval_attrs(np);
-	}
 	if (rc == 0 && !samedir && (src.has_lower_copies || has_origin(si)))
 		mark_impure(npfd);
 	if (rc == 0 && di && !(flags & RENAME_EXCHANGE))
@@ -747,6 +739,15 @@ static int do_rename(struct lfs_inode *p, const char *name, struct lfs_inode *np
 			inode_set_name(di, p, name);
 	}
 out:
+	/* a failed rename can still have touched the parents (ext4 sets the
+	 * source dir's times when RENAME_WHITEOUT fails; a target of only
+	 * whiteouts was swapped for an empty dir before a redirect failed);
+	 * the kernel keeps their attributes after a failure, so they must go */
+	if (rc) {
+		inode_inval_attrs(p);
+		if (np != p)
+			inode_inval_attrs(np);
+	}
 	if (pfd >= 0)
 		close(pfd);
 	if (npfd >= 0)

@@ -184,6 +184,14 @@ CASES = [
                  B.file(0, "p/w/x", "x\n"), B.file(0, "qqqqq/" + LONG + "/k", "k\n")),
              [O.rename("p/w/x", "p/x2"), O.rename("qqqqq/" + LONG, "p/w"), O.ulist("p"),
               O.ustat("p/w", ("type", "mode")), O.stat("p"), O.listdir("p/w")]),
+    # The same with the parent's attributes cached first: after the
+    # failure the mount must show the times the swap gave the parent.
+    Scenario("over-whiteouts-dir-then-long-redirect-cached-parent", lambda B: (
+                 B.file(1, "Y" * 255 + "/d/e", "e\n"), B.dir(0, "q/f/g/l/c", mode=0o750),
+                 B.dir(0, "q/g/k/f/g/b/k")),
+             [O.rename("q/g/k/f/g", "q/f/g/l/c"), O.stat("q/g/k"),
+              O.rename("Y" * 255 + "/d", "q/g/k/f"), O.stat("q/g/k"),
+              O.ustat("q/g/k/f", ("type", "mode"))]),
     # A failed RENAME_WHITEOUT still sets the source dir's times (ext4):
     # the mount must show them, as the kernel's does.
     Scenario("enotempty-rename-parent-times", lambda B: (
