@@ -209,7 +209,7 @@ int lfs_run(struct lfs_options *o);
 
 /* ---- the request loop (loop.c) ---- */
 /* Serves se until it ends; up to max_threads serve at once.  0 or -errno. */
-int lfs_loop(struct fuse_session *se, unsigned max_threads);
+int lfs_loop(struct fuse_session *se, unsigned max_threads, unsigned spin_us);
 
 
 #endif

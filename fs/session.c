@@ -162,7 +162,7 @@ int lfs_run(struct lfs_options *o)
 		fuse_session_unmount(lfs.se);
 		goto out_signals;
 	}
-	rc = lfs_loop(lfs.se, o->threads ? o->threads : 16) < 0;
+	rc = lfs_loop(lfs.se, o->threads ? o->threads : 16, o->spin_us) < 0;
 	fuse_session_unmount(lfs.se);
 out_signals:
 	fuse_remove_signal_handlers(lfs.se);

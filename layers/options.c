@@ -94,6 +94,18 @@ static int parse_id(const char *val, int64_t *out)
 	return 0;
 }
 
+/* A decimal count in [min, max] for option NAME. */
+static int parse_count(const char *val, long min, long max, const char *name, unsigned *out,
+		       char *err, size_t errlen)
+{
+	char *end;
+	long t = strtol(val, &end, 10);
+	if (!*val || *end || t < min || t > max)
+		return lfs_errorf(err, errlen, "bad value '%s' for %s (%ld-%ld)", val, name, min, max);
+	*out = (unsigned)t;
+	return 0;
+}
+
 /* One -o entry. Keys we do not know are warned about and ignored, as
  * containers-storage passes options meant for other mount programs. */
 static int parse_one_option(struct lfs_options *o, char *opt, char *err, size_t errlen)
@@ -155,14 +167,10 @@ static int parse_one_option(struct lfs_options *o, char *opt, char *err, size_t 
 			return lfs_errorf(err, errlen, "bad value '%s' for xattr_namespace (trusted|user)", val);
 		return 0;
 	}
-	if (is_flag(opt, "threads") && val) {
-		char *end;
-		long t = strtol(val, &end, 10);
-		if (*end || t < 1 || t > 1024)
-			return lfs_errorf(err, errlen, "bad value '%s' for threads (1-1024)", val);
-		o->threads = (unsigned)t;
-		return 0;
-	}
+	if (is_flag(opt, "threads") && val)
+		return parse_count(val, 1, 1024, "threads", &o->threads, err, errlen);
+	if (is_flag(opt, "spin") && val)
+		return parse_count(val, 0, 10000, "spin", &o->spin_us, err, errlen);
 	if ((is_flag(opt, "uidmapping") || is_flag(opt, "gidmapping")) && val) {
 		struct lfs_idmap *m = opt[0] == 'u' ? &o->ids.uid : &o->ids.gid;
 		lfs_idmap_free(m);
@@ -232,6 +240,7 @@ static void set_defaults(struct lfs_options *o)
 	o->redirect_dir = true;
 	o->allow_other = -1;
 	o->default_permissions = -1;
+	o->spin_us = 50;
 }
 
 int lfs_parse_args(int argc, char **argv, struct lfs_options *o, char *err, size_t errlen)

@@ -38,6 +38,7 @@ struct lfs_options {
 	int default_permissions; /* -1: default (on as root) */
 	bool suid, dev, nosuid, nodev;
 	unsigned threads;   /* 0: default */
+	unsigned spin_us;   /* -o spin=: how long a reader polls before it sleeps */
 	struct lfs_idshift ids;  /* uidmapping=, gidmapping=, squash_to_* */
 	int xattr_permissions;   /* 0: off; 1: security.*, 2: user.* override xattr */
 	char **warnings;    /* unknown options, one message each */

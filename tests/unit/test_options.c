@@ -435,6 +435,27 @@ static void test_parse_threads(void **state)
 	expect_usage_error("threads", "-o", "lowerdir=/l,threads=100000", "/mnt", NULL);
 }
 
+static void test_parse_spin_passthrough(void **state)
+{
+	(void)state;
+	struct parsed *p = PARSE_OK("-o", "lowerdir=/l", "/mnt");
+	assert_int_equal(p->o.spin_us, 50);
+	assert_false(p->o.no_passthrough);
+	done(p);
+	p = PARSE_OK("-o", "lowerdir=/l,spin=0,nopassthrough", "/mnt");
+	assert_int_equal(p->o.spin_us, 0);
+	assert_true(p->o.no_passthrough);
+	done(p);
+	p = PARSE_OK("-o", "lowerdir=/l,nopassthrough,passthrough,spin=10000", "/mnt");
+	assert_int_equal(p->o.spin_us, 10000);
+	assert_false(p->o.no_passthrough);
+	done(p);
+	expect_usage_error("spin", "-o", "lowerdir=/l,spin=10001", "/mnt", NULL);
+	expect_usage_error("spin", "-o", "lowerdir=/l,spin=-1", "/mnt", NULL);
+	expect_usage_error("spin", "-o", "lowerdir=/l,spin=", "/mnt", NULL);
+	expect_usage_error("spin", "-o", "lowerdir=/l,spin=5us", "/mnt", NULL);
+}
+
 static void test_parse_umount(void **state)
 {
 	(void)state;
@@ -620,6 +641,7 @@ int main(void)
 		cmocka_unit_test(test_parse_flags),
 		cmocka_unit_test(test_parse_redirect_dir),
 		cmocka_unit_test(test_parse_threads),
+		cmocka_unit_test(test_parse_spin_passthrough),
 		cmocka_unit_test(test_parse_umount),
 		cmocka_unit_test(test_parse_help_version),
 		cmocka_unit_test(test_parse_missing_pieces),
