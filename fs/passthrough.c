@@ -58,7 +58,8 @@ struct pt_open_out {
 _Static_assert(sizeof(struct pt_open_out) == sizeof(struct fuse_open_out), "fuse_open_out");
 
 static bool kernel_offers;  /* the INIT request had FUSE_PASSTHROUGH */
-static bool enabled;        /* ...and we asked for it */
+/* ...and we asked for it; set before the first open, cleared on EPERM */
+static _Atomic bool enabled;
 
 /* What the next reply this thread sends must carry (set around a
  * libfuse reply call, which writes on the calling thread). */
