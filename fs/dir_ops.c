@@ -101,9 +101,6 @@ static int make_in(int dirfd, const char *name, const struct new_node *n, int *i
 	return rc < 0 ? -errno : 0;
 }
 
-/* A directory in the workdir that stands in for the upper directory pfd:
- * its group, set-group-ID bit and default ACL, open to the caller, so that
- * what the caller makes in it comes out as it would in pfd. */
 /* A new directory in the workdir, named into tmp, with this owner and
  * mode: its O_PATH fd, or -errno with nothing left behind. */
 static int make_work_dir(char *tmp, uid_t uid, gid_t gid, mode_t mode)
@@ -126,6 +123,9 @@ static int make_work_dir(char *tmp, uid_t uid, gid_t gid, mode_t mode)
 	return fd;
 }
 
+/* A directory in the workdir that stands in for the upper directory pfd:
+ * its group, set-group-ID bit and default ACL, open to the caller, so that
+ * what the caller makes in it comes out as it would in pfd. */
 static int stage_dir_like(int pfd, char *sname)
 {
 	struct stat pst;

@@ -53,8 +53,10 @@ int handle_wrap(struct lfs_inode *i, int fd, int flags, struct fuse_file_info *f
 	pthread_mutex_init(&h->lock, NULL);
 	passthrough_open(i, h);
 	fi->fh = (uint64_t)(uintptr_t)h;
-	/* layerfs is the only way to the data: the kernel's cache stays valid */
-	fi->keep_cache = !h->drop_cache;
+	/* layerfs is the only way to the data: the kernel's cache stays valid;
+	 * but an upper file served cached while passthrough is on may have
+	 * been written past that cache by passthrough files before */
+	fi->keep_cache = !(h->backing_id == 0 && inode_is_upper(i));
 	return 0;
 }
 

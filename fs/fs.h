@@ -60,7 +60,6 @@ struct lfs_handle {
 	uint32_t gen;
 	int flags;
 	int32_t backing_id;       /* > 0: passthrough (passthrough.c); 0: cached; -1: neither counted */
-	bool drop_cache;          /* open without keeping the kernel's page cache */
 	pthread_mutex_t lock;
 	struct lfs_inode *inode;
 };
@@ -190,6 +189,8 @@ void dir_ops_register(struct fuse_lowlevel_ops *ops);
 void readdir_ops_register(struct fuse_lowlevel_ops *ops);
 void file_ops_register(struct fuse_lowlevel_ops *ops);
 
+void xattr_ops_register(struct fuse_lowlevel_ops *ops);
+
 /* ---- passthrough of upper files' data (passthrough.c) ---- */
 /* After the mount, before the first request: hooks the session's io. */
 void passthrough_attach(struct fuse_session *se);
@@ -202,7 +203,6 @@ void passthrough_release(struct lfs_handle *h);
 void passthrough_reply_open(fuse_req_t req, const struct fuse_file_info *fi);
 void passthrough_reply_create(fuse_req_t req, const struct fuse_entry_param *e,
 			      const struct fuse_file_info *fi);
-void xattr_ops_register(struct fuse_lowlevel_ops *ops);
 
 /* ---- the mount (session.c) ---- */
 int lfs_run(struct lfs_options *o);

@@ -233,9 +233,11 @@ int lfs_loop(struct fuse_session *se, unsigned max_threads, unsigned spin_us)
 	pthread_condattr_destroy(&ca);
 	sem_init(&lp.done, 0, 0);
 	/* polling reads need a non-blocking device */
-	int fl = fcntl(fuse_session_fd(se), F_GETFL);
-	if (lp.spin_ns && (fl < 0 || fcntl(fuse_session_fd(se), F_SETFL, fl | O_NONBLOCK) < 0))
-		lp.spin_ns = 0;
+	if (lp.spin_ns) {
+		int fl = fcntl(fuse_session_fd(se), F_GETFL);
+		if (fl < 0 || fcntl(fuse_session_fd(se), F_SETFL, fl | O_NONBLOCK) < 0)
+			lp.spin_ns = 0;
+	}
 	struct sigaction sa = { .sa_handler = on_wake }; /* no SA_RESTART: read() returns */
 	sigemptyset(&sa.sa_mask);
 	sigaction(WAKE_SIGNAL, &sa, NULL);

@@ -149,7 +149,8 @@ void passthrough_attach(struct fuse_session *se)
 
 void passthrough_init(void)
 {
-	if (kernel_offers && !lfs.writeback)
+	/* (attached only without -o writeback) */
+	if (kernel_offers)
 		patch = PATCH_INIT;
 }
 
@@ -213,10 +214,6 @@ void passthrough_open(struct lfs_inode *i, struct lfs_handle *h)
 		of->passthrough++;
 	else
 		of->cached++;
-	/* an upper file served cached again may have been written past the
-	 * kernel's page cache by passthrough files before */
-	if (h->backing_id == 0 && inode_is_upper(i))
-		h->drop_cache = true;
 	pthread_mutex_unlock(&open_lock);
 }
 
